@@ -1,0 +1,497 @@
+//! The multi-version store: every key keeps each version it had until compaction, and a log of
+//! changes per revision feeds history replay (watch) in revision order.
+//!
+//! Revisions follow etcd: a new store is at revision 1 with nothing stored, the first write makes
+//! revision 2, and one write transaction makes exactly one revision whatever it changes.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::ops::Bound;
+use std::sync::Arc;
+
+use crate::pb::mvccpb::KeyValue;
+
+use super::error::EtcdError;
+
+/// A key range as etcd encodes it: `end` empty is the single key `start`, `end == "\0"` is every
+/// key from `start` on, anything else is the half-open range `[start, end)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct KeyRange {
+    pub(crate) start: Vec<u8>,
+    pub(crate) end: RangeEnd,
+}
+
+/// Where a [`KeyRange`] stops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RangeEnd {
+    /// Only the start key.
+    Single,
+    /// Every key `>= start`.
+    Unbounded,
+    /// Keys `< end`. Empty when `end <= start`, which etcd treats as "no keys", not an error.
+    Before(Vec<u8>),
+}
+
+impl KeyRange {
+    /// Decodes etcd's `(key, range_end)` pair.
+    pub(crate) fn new(key: &[u8], range_end: &[u8]) -> Self {
+        let end = match range_end {
+            [] => RangeEnd::Single,
+            [0] => RangeEnd::Unbounded,
+            end => RangeEnd::Before(end.to_vec()),
+        };
+        KeyRange {
+            start: key.to_vec(),
+            end,
+        }
+    }
+
+    fn bounds(&self) -> Option<(Bound<&[u8]>, Bound<&[u8]>)> {
+        let start = Bound::Included(self.start.as_slice());
+        match &self.end {
+            RangeEnd::Single => Some((start, Bound::Included(self.start.as_slice()))),
+            RangeEnd::Unbounded => Some((start, Bound::Unbounded)),
+            // BTreeMap::range panics on an inverted range; etcd answers "nothing".
+            RangeEnd::Before(end) if end.as_slice() <= self.start.as_slice() => None,
+            RangeEnd::Before(end) => Some((start, Bound::Excluded(end.as_slice()))),
+        }
+    }
+}
+
+/// One version of a key: a put (`Some`) or a delete tombstone (`None`) at a main revision.
+#[derive(Debug, Clone)]
+struct Version {
+    revision: i64,
+    kv: Option<Arc<KeyValue>>,
+}
+
+/// What happened to one key at one revision, in the order it happened (etcd's sub-revisions).
+#[derive(Debug, Clone)]
+pub(crate) enum Change {
+    /// The key now has this value.
+    Put(Arc<KeyValue>),
+    /// The key was deleted; `key` is its name.
+    Delete { key: Vec<u8> },
+}
+
+impl Change {
+    /// The key the change is about.
+    pub(crate) fn key(&self) -> &[u8] {
+        match self {
+            Change::Put(kv) => &kv.key,
+            Change::Delete { key } => key,
+        }
+    }
+}
+
+/// All changes made at one revision.
+#[derive(Debug, Clone)]
+pub(crate) struct RevisionChanges {
+    pub(crate) revision: i64,
+    pub(crate) changes: Vec<Change>,
+}
+
+/// The store: key index with full history, and the change log.
+#[derive(Debug)]
+pub(crate) struct Store {
+    /// The newest committed revision (or the one being written inside a write txn).
+    revision: i64,
+    /// Reads below this revision are refused. -1 until the first compaction, as in etcd, which
+    /// makes `Compact(0)` on a fresh store legal.
+    compact_revision: i64,
+    index: BTreeMap<Vec<u8>, Vec<Version>>,
+    log: VecDeque<RevisionChanges>,
+    /// The revision the open write txn writes at, if one is open.
+    writing: Option<i64>,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store {
+            revision: 1,
+            compact_revision: -1,
+            index: BTreeMap::new(),
+            log: VecDeque::new(),
+            writing: None,
+        }
+    }
+}
+
+impl Store {
+    /// The current revision.
+    pub(crate) fn revision(&self) -> i64 {
+        self.revision
+    }
+
+    /// The revision of the last compaction, -1 if there was none.
+    pub(crate) fn compact_revision(&self) -> i64 {
+        self.compact_revision
+    }
+
+    /// Checks a read revision as etcd's store does: `<= 0` means current.
+    pub(crate) fn check_read_revision(&self, revision: i64) -> Result<i64, EtcdError> {
+        if revision > self.revision {
+            return Err(EtcdError::FutureRevision);
+        }
+        let revision = if revision <= 0 {
+            self.revision
+        } else {
+            revision
+        };
+        if revision < self.compact_revision {
+            return Err(EtcdError::Compacted);
+        }
+        Ok(revision)
+    }
+
+    /// The live pairs in `range` as of `revision` (already checked), in key order, plus the
+    /// number of them. At most `limit` pairs are collected when `limit > 0`; the count is always
+    /// the full count.
+    pub(crate) fn range(
+        &self,
+        range: &KeyRange,
+        revision: i64,
+        limit: usize,
+        count_only: bool,
+    ) -> (Vec<Arc<KeyValue>>, usize) {
+        let mut kvs = Vec::new();
+        let mut count = 0;
+        let Some(bounds) = range.bounds() else {
+            return (kvs, 0);
+        };
+        for versions in self.index.range::<[u8], _>(bounds).map(|(_, v)| v) {
+            if let Some(kv) = live_at(versions, revision) {
+                count += 1;
+                if !count_only && (limit == 0 || kvs.len() < limit) {
+                    kvs.push(Arc::clone(kv));
+                }
+            }
+        }
+        (kvs, count)
+    }
+
+    /// The live pair for `key` as of `revision`.
+    pub(crate) fn get(&self, key: &[u8], revision: i64) -> Option<&Arc<KeyValue>> {
+        self.index
+            .get(key)
+            .and_then(|versions| live_at(versions, revision))
+    }
+
+    /// The live pair for `key` now (inside a write txn: including the txn's writes).
+    pub(crate) fn get_current(&self, key: &[u8]) -> Option<&Arc<KeyValue>> {
+        self.get(key, self.revision)
+    }
+
+    /// Opens a write at the next revision if none is open yet, and returns that revision.
+    fn begin_write(&mut self) -> i64 {
+        match self.writing {
+            Some(rev) => rev,
+            None => {
+                let rev = self.revision + 1;
+                self.writing = Some(rev);
+                self.revision = rev;
+                self.log.push_back(RevisionChanges {
+                    revision: rev,
+                    changes: Vec::new(),
+                });
+                rev
+            }
+        }
+    }
+
+    /// Puts `value` under `key` with `lease`, at the revision of the open write.
+    pub(crate) fn put(&mut self, key: &[u8], value: Vec<u8>, lease: i64) -> Arc<KeyValue> {
+        let rev = self.begin_write();
+        let versions = self.index.entry(key.to_vec()).or_default();
+        let (create_revision, version) = match versions.last().and_then(|v| v.kv.as_ref()) {
+            Some(prev) => (prev.create_revision, prev.version + 1),
+            None => (rev, 1),
+        };
+        let kv = Arc::new(KeyValue {
+            key: key.to_vec(),
+            create_revision,
+            mod_revision: rev,
+            version,
+            value,
+            lease,
+        });
+        versions.push(Version {
+            revision: rev,
+            kv: Some(Arc::clone(&kv)),
+        });
+        self.log_change(Change::Put(Arc::clone(&kv)));
+        kv
+    }
+
+    /// Deletes every live key in `range` at the revision of the open write (opened only if
+    /// something is deleted). Returns the deleted pairs in key order.
+    pub(crate) fn delete_range(&mut self, range: &KeyRange) -> Vec<Arc<KeyValue>> {
+        let (doomed, _) = self.range(range, self.revision, 0, false);
+        if doomed.is_empty() {
+            return doomed;
+        }
+        let rev = self.begin_write();
+        for kv in &doomed {
+            if let Some(versions) = self.index.get_mut(&kv.key) {
+                versions.push(Version {
+                    revision: rev,
+                    kv: None,
+                });
+            }
+            self.log_change(Change::Delete {
+                key: kv.key.clone(),
+            });
+        }
+        doomed
+    }
+
+    fn log_change(&mut self, change: Change) {
+        if let Some(last) = self.log.back_mut() {
+            last.changes.push(change);
+        }
+    }
+
+    /// Closes the open write, if any, keeping its changes. Returns the revision it made.
+    pub(crate) fn commit(&mut self) -> Option<i64> {
+        self.writing.take()
+    }
+
+    /// Undoes every change of the open write, as if it had never begun.
+    pub(crate) fn rollback(&mut self) {
+        let Some(rev) = self.writing.take() else {
+            return;
+        };
+        if let Some(undone) = self.log.pop_back() {
+            for change in &undone.changes {
+                let key = change.key();
+                let now_empty = match self.index.get_mut(key) {
+                    Some(versions) => {
+                        versions.retain(|v| v.revision != rev);
+                        versions.is_empty()
+                    }
+                    None => false,
+                };
+                if now_empty {
+                    self.index.remove(key);
+                }
+            }
+        }
+        self.revision = rev - 1;
+    }
+
+    /// Compacts history at `revision`: reads below it fail from now on and the versions only
+    /// they could see are freed.
+    pub(crate) fn compact(&mut self, revision: i64) -> Result<(), EtcdError> {
+        if revision <= self.compact_revision {
+            return Err(EtcdError::Compacted);
+        }
+        if revision > self.revision {
+            return Err(EtcdError::FutureRevision);
+        }
+        self.compact_revision = revision;
+        self.index.retain(|_, versions| {
+            // Keep the newest version at or below the compaction point (the value a read at
+            // `revision` sees) and everything after it; a tombstone below the point is
+            // unreadable and goes too. A tombstone exactly at the point stays, as in etcd.
+            let newer = versions.partition_point(|v| v.revision <= revision);
+            let keep_from = match newer.checked_sub(1) {
+                Some(i) if versions[i].kv.is_some() || versions[i].revision == revision => i,
+                _ => newer,
+            };
+            versions.drain(..keep_from);
+            versions.shrink_to_fit();
+            !versions.is_empty()
+        });
+        while self.log.front().is_some_and(|c| c.revision < revision) {
+            self.log.pop_front();
+        }
+        Ok(())
+    }
+
+    /// The changes made at revisions `>= from`, in revision order (history still kept only).
+    #[cfg_attr(not(test), allow(dead_code))] // the watch service's history replay
+    pub(crate) fn changes_since(&self, from: i64) -> impl Iterator<Item = &RevisionChanges> {
+        let start = self.log.partition_point(|c| c.revision < from);
+        self.log.range(start..)
+    }
+
+    /// Number of keys with any retained version (live or tombstoned); for tests and inspection.
+    #[cfg(test)]
+    pub(crate) fn indexed_keys(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Number of versions retained over all keys; for tests and inspection.
+    #[cfg(test)]
+    pub(crate) fn retained_versions(&self) -> usize {
+        self.index.values().map(Vec::len).sum()
+    }
+}
+
+/// The live pair in `versions` as of `revision`, if the newest version at or before it is a put.
+fn live_at(versions: &[Version], revision: i64) -> Option<&Arc<KeyValue>> {
+    let at = versions.partition_point(|v| v.revision <= revision);
+    at.checked_sub(1).and_then(|i| versions[i].kv.as_ref())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(store: &mut Store, key: &str, value: &str) -> i64 {
+        store.put(key.as_bytes(), value.as_bytes().to_vec(), 0);
+        store.commit().unwrap_or_default()
+    }
+
+    fn delete(store: &mut Store, key: &str) -> Option<i64> {
+        store.delete_range(&KeyRange::new(key.as_bytes(), b""));
+        store.commit()
+    }
+
+    fn value_at(store: &Store, key: &str, revision: i64) -> Option<String> {
+        store
+            .get(key.as_bytes(), revision)
+            .map(|kv| String::from_utf8_lossy(&kv.value).into_owned())
+    }
+
+    #[test]
+    fn a_new_store_is_at_revision_one_and_the_first_write_makes_two() {
+        let mut store = Store::default();
+        assert_eq!(store.revision(), 1);
+        assert_eq!(put(&mut store, "a", "1"), 2);
+        assert_eq!(store.revision(), 2);
+    }
+
+    #[test]
+    fn versions_count_puts_and_a_delete_restarts_the_key() {
+        let mut store = Store::default();
+        put(&mut store, "k", "1");
+        put(&mut store, "k", "2");
+        let kv = store.get_current(b"k").cloned().unwrap();
+        assert_eq!((kv.create_revision, kv.mod_revision, kv.version), (2, 3, 2));
+        assert_eq!(delete(&mut store, "k"), Some(4));
+        assert!(store.get_current(b"k").is_none());
+        put(&mut store, "k", "3");
+        let kv = store.get_current(b"k").cloned().unwrap();
+        assert_eq!((kv.create_revision, kv.mod_revision, kv.version), (5, 5, 1));
+    }
+
+    #[test]
+    fn deleting_nothing_makes_no_revision() {
+        let mut store = Store::default();
+        put(&mut store, "a", "1");
+        assert_eq!(delete(&mut store, "missing"), None);
+        assert_eq!(store.revision(), 2);
+    }
+
+    #[test]
+    fn historical_reads_see_the_state_at_their_revision() {
+        let mut store = Store::default();
+        put(&mut store, "k", "v1"); // 2
+        put(&mut store, "k", "v2"); // 3
+        delete(&mut store, "k"); // 4
+        assert_eq!(value_at(&store, "k", 1), None);
+        assert_eq!(value_at(&store, "k", 2).as_deref(), Some("v1"));
+        assert_eq!(value_at(&store, "k", 3).as_deref(), Some("v2"));
+        assert_eq!(value_at(&store, "k", 4), None);
+    }
+
+    #[test]
+    fn ranges_follow_etcds_range_end_rules() {
+        let mut store = Store::default();
+        for k in ["a", "b", "c", "d"] {
+            put(&mut store, k, k);
+        }
+        let keys = |start: &[u8], end: &[u8]| -> Vec<Vec<u8>> {
+            let (kvs, _) = store.range(&KeyRange::new(start, end), store.revision(), 0, false);
+            kvs.iter().map(|kv| kv.key.clone()).collect()
+        };
+        assert_eq!(keys(b"b", b""), vec![b"b".to_vec()]);
+        assert_eq!(keys(b"b", b"d"), vec![b"b".to_vec(), b"c".to_vec()]);
+        assert_eq!(keys(b"b", b"\0").len(), 3);
+        assert_eq!(keys(b"\0", b"\0").len(), 4);
+        assert!(
+            keys(b"c", b"a").is_empty(),
+            "an inverted range is empty, not an error"
+        );
+    }
+
+    #[test]
+    fn count_ignores_the_limit() {
+        let mut store = Store::default();
+        for k in ["a", "b", "c"] {
+            put(&mut store, k, k);
+        }
+        let (kvs, count) = store.range(&KeyRange::new(b"a", b"\0"), store.revision(), 1, false);
+        assert_eq!((kvs.len(), count), (1, 3));
+    }
+
+    #[test]
+    fn read_revisions_are_checked_against_current_and_compacted() {
+        let mut store = Store::default();
+        put(&mut store, "k", "1"); // 2
+        put(&mut store, "k", "2"); // 3
+        assert_eq!(store.check_read_revision(0), Ok(3));
+        assert_eq!(store.check_read_revision(-5), Ok(3));
+        assert_eq!(store.check_read_revision(4), Err(EtcdError::FutureRevision));
+        store.compact(3).unwrap();
+        assert_eq!(store.check_read_revision(2), Err(EtcdError::Compacted));
+        assert_eq!(store.check_read_revision(3), Ok(3));
+    }
+
+    #[test]
+    fn compaction_frees_history_and_keeps_what_later_reads_need() {
+        let mut store = Store::default();
+        put(&mut store, "live", "1"); // 2
+        put(&mut store, "live", "2"); // 3
+        put(&mut store, "gone", "1"); // 4
+        delete(&mut store, "gone"); // 5
+        put(&mut store, "late", "1"); // 6
+        store.compact(5).unwrap();
+        // "live" keeps only its version 3; "gone" keeps its tombstone at exactly 5.
+        assert_eq!(store.retained_versions(), 3);
+        assert_eq!(value_at(&store, "live", 5).as_deref(), Some("2"));
+        store.compact(6).unwrap();
+        assert_eq!(
+            store.indexed_keys(),
+            2,
+            "the tombstone below the point is freed"
+        );
+        assert_eq!(
+            store
+                .changes_since(0)
+                .map(|c| c.revision)
+                .collect::<Vec<_>>(),
+            vec![6]
+        );
+    }
+
+    #[test]
+    fn compact_refuses_old_and_future_revisions() {
+        let mut store = Store::default();
+        assert_eq!(store.compact(0), Ok(()), "compact revision starts at -1");
+        assert_eq!(store.compact(0), Err(EtcdError::Compacted));
+        assert_eq!(store.compact(-1), Err(EtcdError::Compacted));
+        assert_eq!(store.compact(2), Err(EtcdError::FutureRevision));
+        assert_eq!(store.compact(1), Ok(()));
+    }
+
+    #[test]
+    fn a_write_txn_is_one_revision_and_rollback_undoes_it() {
+        let mut store = Store::default();
+        put(&mut store, "a", "1"); // 2
+        store.put(b"a", b"2".to_vec(), 0);
+        store.put(b"b", b"1".to_vec(), 0);
+        store.delete_range(&KeyRange::new(b"a", b""));
+        assert_eq!(store.revision(), 3);
+        assert_eq!(
+            store.changes_since(3).next().map(|c| c.changes.len()),
+            Some(3)
+        );
+        store.rollback();
+        assert_eq!(store.revision(), 2);
+        assert_eq!(value_at(&store, "a", 2).as_deref(), Some("1"));
+        assert!(store.get_current(b"b").is_none());
+        assert_eq!(store.indexed_keys(), 1);
+        assert_eq!(store.changes_since(0).count(), 1);
+    }
+}

@@ -1,0 +1,169 @@
+//! `test-etcd`: the server standalone, for etcdctl and clients in other languages. It takes
+//! etcd's own flag names for what it supports, so a script that starts etcd can start this.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use test_etcd::{TestEtcd, TestEtcdBuilder};
+
+const USAGE: &str = "\
+usage: test-etcd [flags]
+
+Serves an in-memory, etcd-compatible gRPC API until SIGINT or SIGTERM.
+
+flags (etcd's names; --flag=value or --flag value):
+  --listen-client-urls URL     where to serve, http://HOST:PORT (default http://127.0.0.1:2379)
+  --advertise-client-urls URL  the URL to print and advertise (default: the listen URL)
+  --name NAME                  member name (default \"default\")
+  --max-request-bytes N        largest write request (default 1572864)
+  --max-txn-ops N              most operations per txn (default 128)
+  --fixture FILE               seed from a JSON fixture; repeat to layer several (not an etcd flag)
+  -h, --help                   this text
+";
+
+/// What the command line asked for.
+#[derive(Debug)]
+struct Options {
+    listen: SocketAddr,
+    advertise: Option<String>,
+    builder: TestEtcdBuilder,
+}
+
+fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Options>, String> {
+    let mut listen: SocketAddr = ([127, 0, 0, 1], 2379).into();
+    let mut advertise = None;
+    let mut builder = TestEtcd::builder();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        if arg == "-h" || arg == "--help" || arg == "-help" {
+            return Ok(None);
+        }
+        // Go's flag package takes one or two dashes, and the value after `=` or as the next
+        // argument.
+        let Some(flag) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
+            return Err(format!("unexpected argument {arg:?}"));
+        };
+        let (name, inline) = match flag.split_once('=') {
+            Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
+            None => (flag.to_owned(), None),
+        };
+        let known = [
+            "listen-client-urls",
+            "advertise-client-urls",
+            "name",
+            "max-request-bytes",
+            "max-txn-ops",
+            "fixture",
+        ];
+        if !known.contains(&name.as_str()) {
+            return Err(format!(
+                "flag --{name} is not supported by test-etcd (see --help)"
+            ));
+        }
+        let value = match inline.or_else(|| args.next()) {
+            Some(value) => value,
+            None => return Err(format!("flag --{name} needs a value")),
+        };
+        match name.as_str() {
+            "listen-client-urls" => listen = parse_url(&value)?,
+            "advertise-client-urls" => advertise = Some(value),
+            "name" => {}
+            "max-request-bytes" => {
+                builder = builder.max_request_bytes(parse_number(&name, &value)?)
+            }
+            "max-txn-ops" => builder = builder.max_txn_ops(parse_number(&name, &value)?),
+            _ => builder = builder.fixture(absolute(&value)),
+        }
+    }
+    Ok(Some(Options {
+        listen,
+        advertise,
+        builder,
+    }))
+}
+
+/// The first URL of an etcd URL list, as a socket address. Only plain http is served.
+fn parse_url(list: &str) -> Result<SocketAddr, String> {
+    let first = list.split(',').next().unwrap_or_default().trim();
+    let Some(host_port) = first.strip_prefix("http://") else {
+        return Err(format!(
+            "listen URL {first:?} must be http://HOST:PORT (TLS is not served)"
+        ));
+    };
+    let host_port = host_port.trim_end_matches('/');
+    let host_port = host_port.replace("localhost:", "127.0.0.1:");
+    host_port
+        .parse()
+        .map_err(|_| format!("listen URL {first:?} must be http://IP:PORT"))
+}
+
+fn parse_number(name: &str, value: &str) -> Result<usize, String> {
+    value
+        .parse()
+        .map_err(|_| format!("flag --{name} needs a number, got {value:?}"))
+}
+
+/// Fixture paths on the command line are relative to the working directory, as a user typing
+/// them expects (the library resolves relative paths against the test crate instead).
+fn absolute(path: &str) -> PathBuf {
+    let path = PathBuf::from(path);
+    match std::env::current_dir() {
+        Ok(dir) if path.is_relative() => dir.join(path),
+        _ => path,
+    }
+}
+
+fn main() -> ExitCode {
+    let options = match parse(std::env::args().skip(1)) {
+        Ok(Some(options)) => options,
+        Ok(None) => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            eprintln!("test-etcd: {err}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let etcd = match options.builder.listen(options.listen).start() {
+        Ok(etcd) => etcd,
+        Err(err) => {
+            eprintln!("test-etcd: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let endpoint = options.advertise.unwrap_or_else(|| etcd.endpoint());
+    println!(
+        "test-etcd serving etcd v3 API on {endpoint} (revision {})",
+        etcd.revision()
+    );
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("test-etcd: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(until_signalled());
+    etcd.shutdown();
+    ExitCode::SUCCESS
+}
+
+async fn until_signalled() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
