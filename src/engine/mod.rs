@@ -61,6 +61,9 @@ struct Shared {
     limits: Limits,
     // A std mutex: nothing awaits while holding it, and every operation is short.
     state: Mutex<KvState>,
+    /// The newest revision, published after each write so that watchers (and anything else
+    /// waiting for a change) wake without polling.
+    revisions: tokio::sync::watch::Sender<i64>,
 }
 
 impl Engine {
@@ -69,6 +72,7 @@ impl Engine {
             shared: Arc::new(Shared {
                 limits,
                 state: Mutex::new(KvState::default()),
+                revisions: tokio::sync::watch::Sender::new(1),
             }),
         }
     }
@@ -80,6 +84,28 @@ impl Engine {
             .state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs a write on the state and, if it made a revision, tells every subscriber.
+    pub(crate) fn write<R>(&self, f: impl FnOnce(&mut KvState) -> R) -> R {
+        let (result, revision) = {
+            let mut state = self.state();
+            let before = state.store.revision();
+            let result = f(&mut state);
+            let after = state.store.revision();
+            (result, (after != before).then_some(after))
+        };
+        // Published outside the lock, so that woken watchers can take it at once.
+        if let Some(revision) = revision {
+            self.shared.revisions.send_replace(revision);
+        }
+        result
+    }
+
+    /// Wakes on every new revision; the value is the newest revision.
+    #[cfg_attr(not(test), allow(dead_code))] // the watch service subscribes
+    pub(crate) fn subscribe(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.shared.revisions.subscribe()
     }
 
     fn check_proposal_size(&self, request: &impl Message) -> Result<(), EtcdError> {
@@ -107,7 +133,7 @@ impl Engine {
     pub(crate) fn put(&self, r: &PutRequest) -> Result<PutResponse, EtcdError> {
         validate::put(r)?;
         self.check_proposal_size(r)?;
-        self.state().put(r)
+        self.write(|state| state.put(r))
     }
 
     pub(crate) fn delete_range(
@@ -116,7 +142,7 @@ impl Engine {
     ) -> Result<DeleteRangeResponse, EtcdError> {
         validate::delete_range(r)?;
         self.check_proposal_size(r)?;
-        Ok(self.state().delete_range(r))
+        Ok(self.write(|state| state.delete_range(r)))
     }
 
     pub(crate) fn txn(&self, r: &TxnRequest) -> Result<TxnResponse, EtcdError> {
@@ -124,25 +150,26 @@ impl Engine {
         if !is_read_only(r) {
             self.check_proposal_size(r)?;
         }
-        self.state().txn(r)
+        self.write(|state| state.txn(r))
     }
 
     pub(crate) fn compact(&self, r: &CompactionRequest) -> Result<CompactionResponse, EtcdError> {
-        self.state().compact(r)
+        self.write(|state| state.compact(r))
     }
 
     /// Applies fixture puts in order, each as its own revision (as a client's puts would be).
     pub(crate) fn seed(&self, puts: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>) {
-        let mut state = self.state();
-        for (key, value) in puts {
-            let r = PutRequest {
-                key,
-                value,
-                ..Default::default()
-            };
-            // A fixture put has no lease and no ignore flags, so it cannot fail.
-            let _ = state.put(&r);
-        }
+        self.write(|state| {
+            for (key, value) in puts {
+                let r = PutRequest {
+                    key,
+                    value,
+                    ..Default::default()
+                };
+                // A fixture put has no lease and no ignore flags, so it cannot fail.
+                let _ = state.put(&r);
+            }
+        });
     }
 
     /// The current value of `key`, for assertions without a client.
