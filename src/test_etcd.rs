@@ -3,11 +3,12 @@
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::engine::{Engine, Limits};
 use crate::error::Error;
 use crate::fixture::{self, FixtureSource};
-use crate::server::{Context, Identity, Running};
+use crate::server::{Context, Identity, Running, DEFAULT_PROGRESS_INTERVAL};
 
 /// An etcd-compatible server for one test. It listens on a free loopback port from
 /// [`start`](TestEtcd::start) until it is dropped; dropping it closes every connection and stream
@@ -152,12 +153,24 @@ impl TestEtcd {
 }
 
 /// Configures a [`TestEtcd`] before it starts. Made by [`TestEtcd::builder`].
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until `.start()` is called"]
 pub struct TestEtcdBuilder {
     fixtures: Vec<FixtureSource>,
     limits: Limits,
     addr: Option<SocketAddr>,
+    progress_interval: Duration,
+}
+
+impl Default for TestEtcdBuilder {
+    fn default() -> Self {
+        TestEtcdBuilder {
+            fixtures: Vec::new(),
+            limits: Limits::default(),
+            addr: None,
+            progress_interval: DEFAULT_PROGRESS_INTERVAL,
+        }
+    }
 }
 
 impl TestEtcdBuilder {
@@ -225,6 +238,23 @@ impl TestEtcdBuilder {
         self
     }
 
+    /// How often a watcher created with `progress_notify` gets a progress notification when no
+    /// event reached it (etcd's `--watch-progress-notify-interval`, 10 minutes by default).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let etcd = test_etcd::TestEtcd::builder()
+    ///     .watch_progress_notify_interval(Duration::from_millis(100))
+    ///     .start()?;
+    /// # Ok::<(), test_etcd::Error>(())
+    /// ```
+    pub fn watch_progress_notify_interval(mut self, interval: Duration) -> Self {
+        // tokio's interval refuses zero; etcd's minimum is 100 ms anyway.
+        self.progress_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
     /// Listens on `addr` instead of a free loopback port. Starting fails with
     /// [`Error::Bind`] if the address is taken.
     ///
@@ -262,6 +292,7 @@ impl TestEtcdBuilder {
             engine: engine.clone(),
             identity: Identity::default(),
             max_message_bytes: self.limits.max_message_bytes(),
+            progress_interval: self.progress_interval,
         };
         let running = Running::start(listener, ctx).map_err(Error::Start)?;
         Ok(TestEtcd { running, engine })

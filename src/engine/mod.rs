@@ -7,6 +7,7 @@ mod kv;
 mod lessor;
 mod mvcc;
 mod validate;
+mod watch;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -19,6 +20,8 @@ use crate::pb::etcdserverpb::{
 
 pub(crate) use error::EtcdError;
 use kv::KvState;
+pub(crate) use mvcc::KeyRange;
+pub(crate) use watch::{RevisionEvents, WatchFilter, WatchRead};
 
 /// Request limits, etcd's defaults unless the builder changes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +106,6 @@ impl Engine {
     }
 
     /// Wakes on every new revision; the value is the newest revision.
-    #[cfg_attr(not(test), allow(dead_code))] // the watch service subscribes
     pub(crate) fn subscribe(&self) -> tokio::sync::watch::Receiver<i64> {
         self.shared.revisions.subscribe()
     }
@@ -123,6 +125,16 @@ impl Engine {
     /// The current revision.
     pub(crate) fn revision(&self) -> i64 {
         self.state().store.revision()
+    }
+
+    /// A watcher's events from revision `from` on, at most `max_revisions` revisions of them.
+    pub(crate) fn watch_read(
+        &self,
+        filter: &WatchFilter,
+        from: i64,
+        max_revisions: usize,
+    ) -> WatchRead {
+        watch::read(&self.state().store, filter, from, max_revisions)
     }
 
     pub(crate) fn range(&self, r: &RangeRequest) -> Result<RangeResponse, EtcdError> {

@@ -45,6 +45,15 @@ impl KeyRange {
         }
     }
 
+    /// Whether `key` falls in the range.
+    pub(crate) fn contains(&self, key: &[u8]) -> bool {
+        match &self.end {
+            RangeEnd::Single => key == self.start.as_slice(),
+            RangeEnd::Unbounded => key >= self.start.as_slice(),
+            RangeEnd::Before(end) => key >= self.start.as_slice() && key < end.as_slice(),
+        }
+    }
+
     fn bounds(&self) -> Option<(Bound<&[u8]>, Bound<&[u8]>)> {
         let start = Bound::Included(self.start.as_slice());
         match &self.end {
@@ -308,7 +317,6 @@ impl Store {
     }
 
     /// The changes made at revisions `>= from`, in revision order (history still kept only).
-    #[cfg_attr(not(test), allow(dead_code))] // the watch service's history replay
     pub(crate) fn changes_since(&self, from: i64) -> impl Iterator<Item = &RevisionChanges> {
         let start = self.log.partition_point(|c| c.revision < from);
         self.log.range(start..)

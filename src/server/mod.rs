@@ -5,6 +5,9 @@
 mod kv;
 mod oversize;
 mod unimplemented;
+mod watch;
+
+pub(crate) use watch::DEFAULT_PROGRESS_INTERVAL;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -77,6 +80,8 @@ pub(crate) struct Context {
     pub(crate) engine: Engine,
     pub(crate) identity: Identity,
     pub(crate) max_message_bytes: usize,
+    /// How often watchers that asked for progress notifications get one.
+    pub(crate) progress_interval: Duration,
 }
 
 /// A server running on its own thread. Stopping it (or dropping it) ends every connection and
@@ -183,7 +188,8 @@ async fn serve(listener: tokio::net::TcpListener, ctx: Context) {
             KvServer::new(kv::KvService::new(ctx.clone())).max_decoding_message_size(limit),
         )
         .add_service(
-            WatchServer::new(unimplemented::Unimplemented).max_decoding_message_size(limit),
+            WatchServer::new(watch::WatchService::new(ctx.clone()))
+                .max_decoding_message_size(limit),
         )
         .add_service(
             LeaseServer::new(unimplemented::Unimplemented).max_decoding_message_size(limit),

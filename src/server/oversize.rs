@@ -3,6 +3,7 @@
 //! Clients match on etcd's answer, so the refusal is rewritten on its way out.
 
 use http::{HeaderValue, Response};
+use tonic::Status;
 
 const TONIC_PREFIX: &str = "Error, decoded message length too large: found ";
 
@@ -27,17 +28,31 @@ pub(crate) fn as_grpc_go<B>(mut response: Response<B>) -> Response<B> {
     response
 }
 
-/// The grpc-go text for tonic's message (both percent-encoded, as in the header), if it is
-/// tonic's size refusal.
+/// The same rewrite for a status met inside a stream handler (a Watch or KeepAlive request over
+/// the limit ends the stream with grpc-go's status).
+pub(crate) fn status(status: Status) -> Status {
+    match grpc_go_text(status.message()) {
+        Some(text) if status.code() == tonic::Code::OutOfRange => Status::resource_exhausted(text),
+        _ => status,
+    }
+}
+
+/// The grpc-go text for tonic's message as it appears in the header (percent-encoded), if it
+/// is tonic's size refusal.
 fn rewrite(message: &str) -> Option<String> {
     // The header encodes spaces (and nothing else that this message contains) as %20.
-    let message = message.replace("%20", " ");
+    let text = grpc_go_text(&message.replace("%20", " "))?;
+    Some(text.replace(' ', "%20"))
+}
+
+fn grpc_go_text(message: &str) -> Option<String> {
     let rest = message.strip_prefix(TONIC_PREFIX)?;
     let (found, rest) = rest.split_once(" bytes, the limit is: ")?;
     let limit = rest.strip_suffix(" bytes")?;
     let (found, limit): (u64, u64) = (found.parse().ok()?, limit.parse().ok()?);
-    let text = format!("grpc: received message larger than max ({found} vs. {limit})");
-    Some(text.replace(' ', "%20"))
+    Some(format!(
+        "grpc: received message larger than max ({found} vs. {limit})"
+    ))
 }
 
 #[cfg(test)]

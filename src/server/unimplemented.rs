@@ -35,17 +35,6 @@ macro_rules! unimplemented_service {
     };
 }
 
-#[tonic::async_trait]
-impl pb::watch_server::Watch for Unimplemented {
-    type WatchStream = BoxStream<pb::WatchResponse>;
-    async fn watch(
-        &self,
-        _: Request<Streaming<pb::WatchRequest>>,
-    ) -> Result<Response<Self::WatchStream>, Status> {
-        Err(unimplemented("etcdserverpb.Watch", "Watch"))
-    }
-}
-
 unimplemented_service!(pb::lease_server::Lease, "etcdserverpb.Lease", {
     type LeaseKeepAliveStream = BoxStream<pb::LeaseKeepAliveResponse>;
     async fn lease_keep_alive(

@@ -5,6 +5,8 @@ mod guard;
 mod kv;
 mod raw;
 mod txn;
+mod watch;
+mod watch_stress;
 
 use etcd_client::Client;
 use test_etcd::TestEtcd;
