@@ -137,6 +137,11 @@ impl Engine {
         watch::read(&self.state().store, filter, from, max_revisions)
     }
 
+    /// Validates a Range without running it.
+    pub(crate) fn check_range(&self, r: &RangeRequest) -> Result<(), EtcdError> {
+        validate::range(r)
+    }
+
     pub(crate) fn range(&self, r: &RangeRequest) -> Result<RangeResponse, EtcdError> {
         validate::range(r)?;
         self.state().range(r)

@@ -90,7 +90,9 @@ impl Kv for KvService {
             || r.max_mod_revision != 0
             || r.min_create_revision != 0
             || r.max_create_revision != 0;
-        let mut resp = self.ctx.engine.range(r)?;
+        // Plain validation first (empty key, unknown enums), then RangeStream's own refusals,
+        // then the read.
+        self.ctx.engine.check_range(r)?;
         if custom_order {
             return Err(Status::unimplemented(
                 "RangeStream does not support custom sort orders",
@@ -101,6 +103,7 @@ impl Kv for KvService {
                 "RangeStream does not support revision filters",
             ));
         }
+        let mut resp = self.ctx.engine.range(r)?;
         self.ctx.identity.fill(&mut resp.header, &self.ctx.engine);
         let chunks = chunk(resp, self.ctx.engine.max_request_bytes());
         Ok(Response::new(Box::pin(tokio_stream::iter(
