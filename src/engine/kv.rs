@@ -20,7 +20,7 @@ use super::lessor::Lessor;
 use super::mvcc::{KeyRange, Store};
 
 /// The state the KV operations work on.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct KvState {
     pub(crate) store: Store,
     pub(crate) lessor: Lessor,

@@ -13,14 +13,14 @@ pub(crate) struct Lease {
 }
 
 /// The lease table.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Lessor {
     leases: HashMap<i64, Lease>,
     /// Attach/detach steps of the open write txn, undone in reverse if it is rolled back.
     journal: Option<Vec<Step>>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Step {
     Attached(i64, Vec<u8>),
     Detached(i64, Vec<u8>),

@@ -89,6 +89,20 @@ impl Engine {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// An independent copy of this engine: the same state now, and no shared future. The store
+    /// is shared structurally, so this costs about the same whatever its size.
+    pub(crate) fn fork(&self) -> Engine {
+        let state = self.state().clone();
+        let revision = state.store.revision();
+        Engine {
+            shared: Arc::new(Shared {
+                limits: self.shared.limits,
+                state: Mutex::new(state),
+                revisions: tokio::sync::watch::Sender::new(revision),
+            }),
+        }
+    }
+
     /// Runs a write on the state and, if it made a revision, tells every subscriber.
     pub(crate) fn write<R>(&self, f: impl FnOnce(&mut KvState) -> R) -> R {
         let (result, revision) = {

@@ -1,6 +1,7 @@
 //! Integration tests: a real etcd client (`etcd-client`) against `TestEtcd` over gRPC.
 
 mod cli;
+mod fork;
 mod guard;
 mod kv;
 mod raw;
