@@ -14,10 +14,53 @@ impl From<EtcdError> for Status {
             | EtcdError::TooManyOps
             | EtcdError::DuplicateKey
             | EtcdError::InvalidSortOption
-            | EtcdError::RequestTooLarge => Code::InvalidArgument,
+            | EtcdError::RequestTooLarge
+            | EtcdError::UserEmpty
+            | EtcdError::RoleEmpty
+            | EtcdError::AuthFailed
+            | EtcdError::PermissionNotGiven
+            | EtcdError::InvalidAuthMgmt => Code::InvalidArgument,
+            EtcdError::RootUserNotExist
+            | EtcdError::RootRoleNotGranted
+            | EtcdError::UserAlreadyExist
+            | EtcdError::UserNotFound
+            | EtcdError::RoleAlreadyExist
+            | EtcdError::RoleNotFound
+            | EtcdError::RoleNotGranted
+            | EtcdError::PermissionNotGranted
+            | EtcdError::AuthNotEnabled => Code::FailedPrecondition,
+            EtcdError::PermissionDenied => Code::PermissionDenied,
+            EtcdError::InvalidAuthToken => Code::Unauthenticated,
+            EtcdError::NoPasswordUser => Code::Unknown,
             EtcdError::LeaseNotFound => Code::NotFound,
             EtcdError::Compacted | EtcdError::FutureRevision => Code::OutOfRange,
         };
         Status::new(code, err.to_string())
     }
+}
+
+/// How grpc-go prints a status (`rpc error: code = PermissionDenied desc = ...`): etcd puts
+/// this text in a watch's cancel_reason when auth refuses the watch.
+pub(crate) fn go_status_text(err: &EtcdError) -> String {
+    let status = Status::from(err.clone());
+    let code = match status.code() {
+        Code::Ok => "OK",
+        Code::Cancelled => "Canceled",
+        Code::Unknown => "Unknown",
+        Code::InvalidArgument => "InvalidArgument",
+        Code::DeadlineExceeded => "DeadlineExceeded",
+        Code::NotFound => "NotFound",
+        Code::AlreadyExists => "AlreadyExists",
+        Code::PermissionDenied => "PermissionDenied",
+        Code::ResourceExhausted => "ResourceExhausted",
+        Code::FailedPrecondition => "FailedPrecondition",
+        Code::Aborted => "Aborted",
+        Code::OutOfRange => "OutOfRange",
+        Code::Unimplemented => "Unimplemented",
+        Code::Internal => "Internal",
+        Code::Unavailable => "Unavailable",
+        Code::DataLoss => "DataLoss",
+        Code::Unauthenticated => "Unauthenticated",
+    };
+    format!("rpc error: code = {code} desc = {}", status.message())
 }

@@ -2,6 +2,7 @@
 //! can be driven and tested without a network. [`Engine`] is a cheap handle shared by every
 //! service of one server.
 
+mod auth;
 mod error;
 mod kv;
 mod lessor;
@@ -18,6 +19,7 @@ use crate::pb::etcdserverpb::{
     PutResponse, RangeRequest, RangeResponse, TxnRequest, TxnResponse,
 };
 
+pub(crate) use auth::{Access, AuthStore, Caller};
 pub(crate) use error::EtcdError;
 use kv::KvState;
 pub(crate) use mvcc::KeyRange;
@@ -64,6 +66,10 @@ struct Shared {
     limits: Limits,
     // A std mutex: nothing awaits while holding it, and every operation is short.
     state: Mutex<KvState>,
+    /// Users, roles and tokens. Its own lock: auth checks never wait for a long KV read.
+    auth: Mutex<AuthStore>,
+    /// Where token lifetimes are measured from.
+    epoch: std::time::Instant,
     /// The newest revision, published after each write so that watchers (and anything else
     /// waiting for a change) wake without polling.
     revisions: tokio::sync::watch::Sender<i64>,
@@ -75,6 +81,8 @@ impl Engine {
             shared: Arc::new(Shared {
                 limits,
                 state: Mutex::new(KvState::default()),
+                auth: Mutex::new(AuthStore::default()),
+                epoch: std::time::Instant::now(),
                 revisions: tokio::sync::watch::Sender::new(1),
             }),
         }
@@ -98,9 +106,104 @@ impl Engine {
             shared: Arc::new(Shared {
                 limits: self.shared.limits,
                 state: Mutex::new(state),
+                auth: Mutex::new(self.auth(|auth| auth.clone())),
+                epoch: self.shared.epoch,
                 revisions: tokio::sync::watch::Sender::new(revision),
             }),
         }
+    }
+
+    /// Runs `f` on the auth store.
+    pub(crate) fn auth<R>(&self, f: impl FnOnce(&mut AuthStore) -> R) -> R {
+        let mut auth = self
+            .shared
+            .auth
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut auth)
+    }
+
+    /// The time token lifetimes are measured in.
+    pub(crate) fn now(&self) -> std::time::Duration {
+        self.shared.epoch.elapsed()
+    }
+
+    /// Who sends a request carrying `token` (or none).
+    pub(crate) fn caller(&self, token: Option<&str>) -> Result<Caller, EtcdError> {
+        let now = self.now();
+        self.auth(|auth| auth.caller(token, now))
+    }
+
+    /// Whether `caller` may run this Range.
+    pub(crate) fn authorize_range(
+        &self,
+        caller: &Caller,
+        r: &RangeRequest,
+    ) -> Result<(), EtcdError> {
+        self.auth(|auth| auth.check_range(caller, &r.key, &r.range_end, Access::Read))
+    }
+
+    /// Whether `caller` may run this Put: WRITE on the key, READ too for prev_kv, and WRITE on
+    /// every key already attached to the lease it names.
+    pub(crate) fn authorize_put(&self, caller: &Caller, r: &PutRequest) -> Result<(), EtcdError> {
+        let lease_keys: Vec<Vec<u8>> = if r.lease != 0 && matches!(caller, Caller::User(_)) {
+            self.state()
+                .lessor
+                .get(r.lease)
+                .map(|l| l.keys.iter().cloned().collect())
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        self.auth(|auth| {
+            auth.check_range(caller, &r.key, &[], Access::Write)?;
+            if r.prev_kv {
+                auth.check_range(caller, &r.key, &[], Access::Read)?;
+            }
+            if !lease_keys.is_empty() && auth.check_admin(caller).is_err() {
+                for key in &lease_keys {
+                    auth.check_range(caller, key, &[], Access::Write)?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Whether `caller` may run this DeleteRange.
+    pub(crate) fn authorize_delete(
+        &self,
+        caller: &Caller,
+        r: &DeleteRangeRequest,
+    ) -> Result<(), EtcdError> {
+        self.auth(|auth| {
+            auth.check_range(caller, &r.key, &r.range_end, Access::Write)?;
+            if r.prev_kv {
+                auth.check_range(caller, &r.key, &r.range_end, Access::Read)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Whether `caller` may run this Txn: READ on every compare, and every op of both branches,
+    /// nested txns included, whichever branch would run.
+    pub(crate) fn authorize_txn(&self, caller: &Caller, r: &TxnRequest) -> Result<(), EtcdError> {
+        use crate::pb::etcdserverpb::request_op::Request;
+        if matches!(caller, Caller::Anyone) {
+            return Ok(());
+        }
+        for c in &r.compare {
+            self.auth(|auth| auth.check_range(caller, &c.key, &c.range_end, Access::Read))?;
+        }
+        for op in r.success.iter().chain(&r.failure) {
+            match &op.request {
+                Some(Request::RequestRange(q)) => self.authorize_range(caller, q)?,
+                Some(Request::RequestPut(q)) => self.authorize_put(caller, q)?,
+                Some(Request::RequestDeleteRange(q)) => self.authorize_delete(caller, q)?,
+                Some(Request::RequestTxn(q)) => self.authorize_txn(caller, q)?,
+                None => {}
+            }
+        }
+        Ok(())
     }
 
     /// Runs a write on the state and, if it made a revision, tells every subscriber.
@@ -156,31 +259,64 @@ impl Engine {
         validate::range(r)
     }
 
+    #[allow(dead_code)] // for requests made on the server's own behalf
     pub(crate) fn range(&self, r: &RangeRequest) -> Result<RangeResponse, EtcdError> {
+        self.range_as(&Caller::Anyone, r)
+    }
+
+    /// A Range by `caller`: validated, then authorized, then read (etcd's order).
+    pub(crate) fn range_as(
+        &self,
+        caller: &Caller,
+        r: &RangeRequest,
+    ) -> Result<RangeResponse, EtcdError> {
         validate::range(r)?;
+        self.authorize_range(caller, r)?;
         self.state().range(r)
     }
 
+    #[allow(dead_code)] // for requests made on the server's own behalf
     pub(crate) fn put(&self, r: &PutRequest) -> Result<PutResponse, EtcdError> {
+        self.put_as(&Caller::Anyone, r)
+    }
+
+    pub(crate) fn put_as(&self, caller: &Caller, r: &PutRequest) -> Result<PutResponse, EtcdError> {
         validate::put(r)?;
         self.check_proposal_size(r)?;
+        self.authorize_put(caller, r)?;
         self.write(|state| state.put(r))
     }
 
+    #[allow(dead_code)] // for requests made on the server's own behalf
     pub(crate) fn delete_range(
         &self,
         r: &DeleteRangeRequest,
     ) -> Result<DeleteRangeResponse, EtcdError> {
+        self.delete_range_as(&Caller::Anyone, r)
+    }
+
+    pub(crate) fn delete_range_as(
+        &self,
+        caller: &Caller,
+        r: &DeleteRangeRequest,
+    ) -> Result<DeleteRangeResponse, EtcdError> {
         validate::delete_range(r)?;
         self.check_proposal_size(r)?;
+        self.authorize_delete(caller, r)?;
         Ok(self.write(|state| state.delete_range(r)))
     }
 
+    #[allow(dead_code)] // for requests made on the server's own behalf
     pub(crate) fn txn(&self, r: &TxnRequest) -> Result<TxnResponse, EtcdError> {
+        self.txn_as(&Caller::Anyone, r)
+    }
+
+    pub(crate) fn txn_as(&self, caller: &Caller, r: &TxnRequest) -> Result<TxnResponse, EtcdError> {
         validate::txn(r, self.shared.limits.max_txn_ops)?;
         if !is_read_only(r) {
             self.check_proposal_size(r)?;
         }
+        self.authorize_txn(caller, r)?;
         self.write(|state| state.txn(r))
     }
 

@@ -33,13 +33,15 @@ impl Kv for KvService {
         &self,
         request: Request<RangeRequest>,
     ) -> Result<Response<RangeResponse>, Status> {
-        let mut resp = self.ctx.engine.range(request.get_ref())?;
+        let caller = self.ctx.caller(&request)?;
+        let mut resp = self.ctx.engine.range_as(&caller, request.get_ref())?;
         self.ctx.identity.fill(&mut resp.header, &self.ctx.engine);
         Ok(Response::new(resp))
     }
 
     async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
-        let mut resp = self.ctx.engine.put(request.get_ref())?;
+        let caller = self.ctx.caller(&request)?;
+        let mut resp = self.ctx.engine.put_as(&caller, request.get_ref())?;
         self.ctx.identity.fill(&mut resp.header, &self.ctx.engine);
         Ok(Response::new(resp))
     }
@@ -48,13 +50,18 @@ impl Kv for KvService {
         &self,
         request: Request<DeleteRangeRequest>,
     ) -> Result<Response<DeleteRangeResponse>, Status> {
-        let mut resp = self.ctx.engine.delete_range(request.get_ref())?;
+        let caller = self.ctx.caller(&request)?;
+        let mut resp = self
+            .ctx
+            .engine
+            .delete_range_as(&caller, request.get_ref())?;
         self.ctx.identity.fill(&mut resp.header, &self.ctx.engine);
         Ok(Response::new(resp))
     }
 
     async fn txn(&self, request: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
-        let mut resp = self.ctx.engine.txn(request.get_ref())?;
+        let caller = self.ctx.caller(&request)?;
+        let mut resp = self.ctx.engine.txn_as(&caller, request.get_ref())?;
         self.ctx.identity.fill(&mut resp.header, &self.ctx.engine);
         Ok(Response::new(resp))
     }
@@ -63,6 +70,7 @@ impl Kv for KvService {
         &self,
         request: Request<CompactionRequest>,
     ) -> Result<Response<CompactionResponse>, Status> {
+        self.ctx.admin(&request)?;
         let mut resp = self.ctx.engine.compact(request.get_ref())?;
         self.ctx.identity.fill(&mut resp.header, &self.ctx.engine);
         Ok(Response::new(resp))
@@ -76,6 +84,7 @@ impl Kv for KvService {
         &self,
         request: Request<RangeRequest>,
     ) -> Result<Response<Self::RangeStreamStream>, Status> {
+        let caller = self.ctx.caller(&request)?;
         let r = request.get_ref();
         let custom_order = match (
             SortOrder::try_from(r.sort_order),
@@ -103,7 +112,7 @@ impl Kv for KvService {
                 "RangeStream does not support revision filters",
             ));
         }
-        let mut resp = self.ctx.engine.range(r)?;
+        let mut resp = self.ctx.engine.range_as(&caller, r)?;
         self.ctx.identity.fill(&mut resp.header, &self.ctx.engine);
         let chunks = chunk(resp, self.ctx.engine.max_request_bytes());
         Ok(Response::new(Box::pin(tokio_stream::iter(

@@ -2,6 +2,7 @@
 //! calling the engine and filling response headers. This module starts a server on its own
 //! thread and runtime, so it serves whatever runtime (or none) the test uses, and stops it.
 
+mod auth;
 mod kv;
 mod oversize;
 mod unimplemented;
@@ -200,7 +201,9 @@ async fn serve(listener: tokio::net::TcpListener, ctx: Context) {
         .add_service(
             MaintenanceServer::new(unimplemented::Unimplemented).max_decoding_message_size(limit),
         )
-        .add_service(AuthServer::new(unimplemented::Unimplemented).max_decoding_message_size(limit))
+        .add_service(
+            AuthServer::new(auth::AuthService::new(ctx.clone())).max_decoding_message_size(limit),
+        )
         .add_service(LockServer::new(unimplemented::Unimplemented).max_decoding_message_size(limit))
         .add_service(
             ElectionServer::new(unimplemented::Unimplemented).max_decoding_message_size(limit),

@@ -74,27 +74,6 @@ unimplemented_service!(pb::maintenance_server::Maintenance, "etcdserverpb.Mainte
         downgrade(pb::DowngradeRequest) -> pb::DowngradeResponse = "Downgrade";
 );
 
-unimplemented_service!(pb::auth_server::Auth, "etcdserverpb.Auth", {
-}
-        auth_enable(pb::AuthEnableRequest) -> pb::AuthEnableResponse = "AuthEnable";
-        auth_disable(pb::AuthDisableRequest) -> pb::AuthDisableResponse = "AuthDisable";
-        auth_status(pb::AuthStatusRequest) -> pb::AuthStatusResponse = "AuthStatus";
-        authenticate(pb::AuthenticateRequest) -> pb::AuthenticateResponse = "Authenticate";
-        user_add(pb::AuthUserAddRequest) -> pb::AuthUserAddResponse = "UserAdd";
-        user_get(pb::AuthUserGetRequest) -> pb::AuthUserGetResponse = "UserGet";
-        user_list(pb::AuthUserListRequest) -> pb::AuthUserListResponse = "UserList";
-        user_delete(pb::AuthUserDeleteRequest) -> pb::AuthUserDeleteResponse = "UserDelete";
-        user_change_password(pb::AuthUserChangePasswordRequest) -> pb::AuthUserChangePasswordResponse = "UserChangePassword";
-        user_grant_role(pb::AuthUserGrantRoleRequest) -> pb::AuthUserGrantRoleResponse = "UserGrantRole";
-        user_revoke_role(pb::AuthUserRevokeRoleRequest) -> pb::AuthUserRevokeRoleResponse = "UserRevokeRole";
-        role_add(pb::AuthRoleAddRequest) -> pb::AuthRoleAddResponse = "RoleAdd";
-        role_get(pb::AuthRoleGetRequest) -> pb::AuthRoleGetResponse = "RoleGet";
-        role_list(pb::AuthRoleListRequest) -> pb::AuthRoleListResponse = "RoleList";
-        role_delete(pb::AuthRoleDeleteRequest) -> pb::AuthRoleDeleteResponse = "RoleDelete";
-        role_grant_permission(pb::AuthRoleGrantPermissionRequest) -> pb::AuthRoleGrantPermissionResponse = "RoleGrantPermission";
-        role_revoke_permission(pb::AuthRoleRevokePermissionRequest) -> pb::AuthRoleRevokePermissionResponse = "RoleRevokePermission";
-);
-
 unimplemented_service!(lock::lock_server::Lock, "v3lockpb.Lock", {
 }
         lock(lock::LockRequest) -> lock::LockResponse = "Lock";

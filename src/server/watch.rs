@@ -15,7 +15,7 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::engine::{KeyRange, RevisionEvents, WatchFilter, WatchRead};
+use crate::engine::{Access, KeyRange, RevisionEvents, WatchFilter, WatchRead};
 use crate::pb::etcdserverpb::{
     watch_create_request::FilterType, watch_request::RequestUnion, watch_server::Watch,
     WatchCreateRequest, WatchRequest, WatchResponse,
@@ -54,8 +54,10 @@ impl Watch for WatchService {
         request: Request<Streaming<WatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let token = super::auth::token(&request);
         let stream = WatchStream {
             ctx: self.ctx.clone(),
+            token,
             tx,
             watchers: BTreeMap::new(),
             next_auto_id: 0,
@@ -89,6 +91,8 @@ struct Closed;
 
 struct WatchStream {
     ctx: Context,
+    /// The auth token the stream was opened with; each create is checked with it.
+    token: Option<String>,
     tx: Outbound,
     watchers: BTreeMap<i64, Watcher>,
     next_auto_id: i64,
@@ -173,7 +177,26 @@ impl WatchStream {
             create.key
         };
         let unbounded = create.range_end == [0];
-        let refusal = if create.start_revision < 0 {
+        let allowed = self
+            .ctx
+            .engine
+            .caller(self.token.as_deref())
+            .and_then(|caller| {
+                let end = if create.range_end.is_empty() {
+                    &[][..]
+                } else {
+                    &create.range_end
+                };
+                self.ctx
+                    .engine
+                    .auth(|auth| auth.check_range(&caller, &key, end, Access::Read))
+            });
+        let denied = allowed
+            .err()
+            .map(|err| crate::rpctypes::go_status_text(&err));
+        let refusal = if let Some(denied) = denied.as_deref() {
+            Some(denied)
+        } else if create.start_revision < 0 {
             Some("etcdserver: mvcc: required revision has been compacted")
         } else if !create.range_end.is_empty() && !unbounded && key >= create.range_end {
             Some("mvcc: watcher range is empty")

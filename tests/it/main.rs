@@ -1,5 +1,6 @@
 //! Integration tests: a real etcd client (`etcd-client`) against `TestEtcd` over gRPC.
 
+mod auth;
 mod cli;
 mod fork;
 mod guard;

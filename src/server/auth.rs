@@ -1,0 +1,267 @@
+//! The Auth service, and how every service learns who is calling.
+
+use tonic::{Request, Response, Status};
+
+use crate::engine::{Caller, EtcdError};
+use crate::pb::etcdserverpb::{self as pb, auth_server::Auth};
+
+use super::Context;
+
+/// The token a request carries: metadata `token`, else `authorization` (where gateways put it),
+/// either with an optional `Bearer ` prefix. When both are present `token` wins, as in etcd.
+pub(crate) fn token<T>(request: &Request<T>) -> Option<String> {
+    let metadata = request.metadata();
+    let raw = metadata
+        .get("token")
+        .or_else(|| metadata.get("authorization"))?;
+    let raw = raw.to_str().ok()?;
+    Some(raw.strip_prefix("Bearer ").unwrap_or(raw).to_owned())
+}
+
+impl Context {
+    /// Who sends `request`, checked against the auth store.
+    pub(crate) fn caller<T>(&self, request: &Request<T>) -> Result<Caller, EtcdError> {
+        self.engine.caller(token(request).as_deref())
+    }
+
+    /// The caller of an admin-only request, or the reason it is refused.
+    pub(crate) fn admin<T>(&self, request: &Request<T>) -> Result<Caller, EtcdError> {
+        let caller = self.caller(request)?;
+        self.engine.auth(|auth| auth.check_admin(&caller))?;
+        Ok(caller)
+    }
+
+    fn header(&self) -> Option<pb::ResponseHeader> {
+        Some(self.identity.header(self.engine.revision()))
+    }
+}
+
+pub(crate) struct AuthService {
+    ctx: Context,
+}
+
+impl AuthService {
+    pub(crate) fn new(ctx: Context) -> Self {
+        AuthService { ctx }
+    }
+
+    /// Runs an admin-only change on the auth store.
+    fn admin<T, R>(
+        &self,
+        request: &Request<T>,
+        f: impl FnOnce(&mut crate::engine::AuthStore) -> Result<R, EtcdError>,
+    ) -> Result<R, Status> {
+        self.ctx.admin(request)?;
+        Ok(self.ctx.engine.auth(f)?)
+    }
+}
+
+type Answer<T> = Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl Auth for AuthService {
+    async fn auth_enable(
+        &self,
+        request: Request<pb::AuthEnableRequest>,
+    ) -> Answer<pb::AuthEnableResponse> {
+        let caller = self.ctx.caller(&request)?;
+        self.ctx.engine.auth(|auth| auth.enable(&caller))?;
+        Ok(Response::new(pb::AuthEnableResponse {
+            header: self.ctx.header(),
+        }))
+    }
+
+    async fn auth_disable(
+        &self,
+        request: Request<pb::AuthDisableRequest>,
+    ) -> Answer<pb::AuthDisableResponse> {
+        let caller = self.ctx.caller(&request)?;
+        self.ctx.engine.auth(|auth| auth.disable(&caller))?;
+        Ok(Response::new(pb::AuthDisableResponse {
+            header: self.ctx.header(),
+        }))
+    }
+
+    /// etcd 3.7 answers this one without a token, even while auth is enabled.
+    async fn auth_status(
+        &self,
+        _: Request<pb::AuthStatusRequest>,
+    ) -> Answer<pb::AuthStatusResponse> {
+        let (enabled, auth_revision) = self
+            .ctx
+            .engine
+            .auth(|auth| (auth.is_enabled(), auth.revision()));
+        Ok(Response::new(pb::AuthStatusResponse {
+            header: self.ctx.header(),
+            enabled,
+            auth_revision,
+        }))
+    }
+
+    async fn authenticate(
+        &self,
+        request: Request<pb::AuthenticateRequest>,
+    ) -> Answer<pb::AuthenticateResponse> {
+        let r = request.get_ref();
+        let now = self.ctx.engine.now();
+        let token = self
+            .ctx
+            .engine
+            .auth(|auth| auth.authenticate(&r.name, &r.password, now))?;
+        Ok(Response::new(pb::AuthenticateResponse {
+            header: self.ctx.header(),
+            token,
+        }))
+    }
+
+    async fn user_add(
+        &self,
+        request: Request<pb::AuthUserAddRequest>,
+    ) -> Answer<pb::AuthUserAddResponse> {
+        self.admin(&request, |auth| auth.user_add(request.get_ref()))?;
+        Ok(Response::new(pb::AuthUserAddResponse {
+            header: self.ctx.header(),
+        }))
+    }
+
+    async fn user_get(
+        &self,
+        request: Request<pb::AuthUserGetRequest>,
+    ) -> Answer<pb::AuthUserGetResponse> {
+        let caller = self.ctx.caller(&request)?;
+        let roles = self
+            .ctx
+            .engine
+            .auth(|auth| auth.user_get(&caller, &request.get_ref().name))?;
+        Ok(Response::new(pb::AuthUserGetResponse {
+            header: self.ctx.header(),
+            roles,
+        }))
+    }
+
+    async fn user_list(
+        &self,
+        request: Request<pb::AuthUserListRequest>,
+    ) -> Answer<pb::AuthUserListResponse> {
+        let users = self.admin(&request, |auth| Ok(auth.user_list()))?;
+        Ok(Response::new(pb::AuthUserListResponse {
+            header: self.ctx.header(),
+            users,
+        }))
+    }
+
+    async fn user_delete(
+        &self,
+        request: Request<pb::AuthUserDeleteRequest>,
+    ) -> Answer<pb::AuthUserDeleteResponse> {
+        self.admin(&request, |auth| auth.user_delete(&request.get_ref().name))?;
+        Ok(Response::new(pb::AuthUserDeleteResponse {
+            header: self.ctx.header(),
+        }))
+    }
+
+    async fn user_change_password(
+        &self,
+        request: Request<pb::AuthUserChangePasswordRequest>,
+    ) -> Answer<pb::AuthUserChangePasswordResponse> {
+        self.admin(&request, |auth| {
+            auth.user_change_password(request.get_ref())
+        })?;
+        Ok(Response::new(pb::AuthUserChangePasswordResponse {
+            header: self.ctx.header(),
+        }))
+    }
+
+    async fn user_grant_role(
+        &self,
+        request: Request<pb::AuthUserGrantRoleRequest>,
+    ) -> Answer<pb::AuthUserGrantRoleResponse> {
+        let r = request.get_ref();
+        self.admin(&request, |auth| auth.user_grant_role(&r.user, &r.role))?;
+        Ok(Response::new(pb::AuthUserGrantRoleResponse {
+            header: self.ctx.header(),
+        }))
+    }
+
+    async fn user_revoke_role(
+        &self,
+        request: Request<pb::AuthUserRevokeRoleRequest>,
+    ) -> Answer<pb::AuthUserRevokeRoleResponse> {
+        let r = request.get_ref();
+        self.admin(&request, |auth| auth.user_revoke_role(&r.name, &r.role))?;
+        Ok(Response::new(pb::AuthUserRevokeRoleResponse {
+            header: self.ctx.header(),
+        }))
+    }
+
+    async fn role_add(
+        &self,
+        request: Request<pb::AuthRoleAddRequest>,
+    ) -> Answer<pb::AuthRoleAddResponse> {
+        self.admin(&request, |auth| auth.role_add(&request.get_ref().name))?;
+        Ok(Response::new(pb::AuthRoleAddResponse {
+            header: self.ctx.header(),
+        }))
+    }
+
+    async fn role_get(
+        &self,
+        request: Request<pb::AuthRoleGetRequest>,
+    ) -> Answer<pb::AuthRoleGetResponse> {
+        let caller = self.ctx.caller(&request)?;
+        let perm = self
+            .ctx
+            .engine
+            .auth(|auth| auth.role_get(&caller, &request.get_ref().role))?;
+        Ok(Response::new(pb::AuthRoleGetResponse {
+            header: self.ctx.header(),
+            perm,
+        }))
+    }
+
+    async fn role_list(
+        &self,
+        request: Request<pb::AuthRoleListRequest>,
+    ) -> Answer<pb::AuthRoleListResponse> {
+        let roles = self.admin(&request, |auth| Ok(auth.role_list()))?;
+        Ok(Response::new(pb::AuthRoleListResponse {
+            header: self.ctx.header(),
+            roles,
+        }))
+    }
+
+    async fn role_delete(
+        &self,
+        request: Request<pb::AuthRoleDeleteRequest>,
+    ) -> Answer<pb::AuthRoleDeleteResponse> {
+        self.admin(&request, |auth| auth.role_delete(&request.get_ref().role))?;
+        Ok(Response::new(pb::AuthRoleDeleteResponse {
+            header: self.ctx.header(),
+        }))
+    }
+
+    async fn role_grant_permission(
+        &self,
+        request: Request<pb::AuthRoleGrantPermissionRequest>,
+    ) -> Answer<pb::AuthRoleGrantPermissionResponse> {
+        let r = request.get_ref();
+        self.admin(&request, |auth| {
+            auth.role_grant_permission(&r.name, r.perm.as_ref())
+        })?;
+        Ok(Response::new(pb::AuthRoleGrantPermissionResponse {
+            header: self.ctx.header(),
+        }))
+    }
+
+    async fn role_revoke_permission(
+        &self,
+        request: Request<pb::AuthRoleRevokePermissionRequest>,
+    ) -> Answer<pb::AuthRoleRevokePermissionResponse> {
+        self.admin(&request, |auth| {
+            auth.role_revoke_permission(request.get_ref())
+        })?;
+        Ok(Response::new(pb::AuthRoleRevokePermissionResponse {
+            header: self.ctx.header(),
+        }))
+    }
+}
