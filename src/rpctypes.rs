@@ -16,7 +16,10 @@ impl From<EtcdError> for Status {
             | EtcdError::InvalidSortOption
             | EtcdError::RequestTooLarge => Code::InvalidArgument,
             EtcdError::LeaseNotFound => Code::NotFound,
-            EtcdError::Compacted | EtcdError::FutureRevision => Code::OutOfRange,
+            EtcdError::Compacted | EtcdError::FutureRevision | EtcdError::LeaseTtlTooLarge => {
+                Code::OutOfRange
+            }
+            EtcdError::LeaseExists => Code::FailedPrecondition,
         };
         Status::new(code, err.to_string())
     }

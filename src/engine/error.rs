@@ -26,4 +26,8 @@ pub(crate) enum EtcdError {
     FutureRevision,
     #[error("etcdserver: request is too large")]
     RequestTooLarge,
+    #[error("etcdserver: lease already exists")]
+    LeaseExists,
+    #[error("etcdserver: too large lease TTL")]
+    LeaseTtlTooLarge,
 }

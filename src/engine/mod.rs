@@ -2,8 +2,10 @@
 //! can be driven and tested without a network. [`Engine`] is a cheap handle shared by every
 //! service of one server.
 
+mod clock;
 mod error;
 mod kv;
+mod lease;
 mod lessor;
 mod mvcc;
 mod validate;
@@ -17,7 +19,9 @@ use crate::pb::etcdserverpb::{
     PutResponse, RangeRequest, RangeResponse, TxnRequest, TxnResponse,
 };
 
+pub(crate) use clock::Clock;
 pub(crate) use error::EtcdError;
+pub(crate) use lease::run_expiry;
 use kv::KvState;
 
 /// Request limits, etcd's defaults unless the builder changes them.
@@ -64,15 +68,27 @@ struct Shared {
     /// The newest revision, published after each write so that watchers (and anything else
     /// waiting for a change) wake without polling.
     revisions: tokio::sync::watch::Sender<i64>,
+    /// The one source of time (lease deadlines).
+    clock: Clock,
+    /// Wakes the lease expiry task when deadlines may have moved.
+    leases_changed: tokio::sync::Notify,
 }
 
 impl Engine {
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn new(limits: Limits) -> Self {
+        Engine::with_clock(limits, Clock::real())
+    }
+
+    /// An engine whose time (lease deadlines) comes from `clock`.
+    pub(crate) fn with_clock(limits: Limits, clock: Clock) -> Self {
         Engine {
             shared: Arc::new(Shared {
                 limits,
                 state: Mutex::new(KvState::default()),
                 revisions: tokio::sync::watch::Sender::new(1),
+                clock,
+                leases_changed: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -157,19 +173,25 @@ impl Engine {
         self.write(|state| state.compact(r))
     }
 
-    /// Applies fixture puts in order, each as its own revision (as a client's puts would be).
-    pub(crate) fn seed(&self, puts: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>) {
+    /// Applies fixture puts `(key, value, lease)` in order, each as its own revision (as a
+    /// client's puts would be).
+    pub(crate) fn seed(
+        &self,
+        puts: impl IntoIterator<Item = (Vec<u8>, Vec<u8>, i64)>,
+    ) -> Result<(), EtcdError> {
         self.write(|state| {
-            for (key, value) in puts {
+            for (key, value, lease) in puts {
                 let r = PutRequest {
                     key,
                     value,
+                    lease,
                     ..Default::default()
                 };
-                // A fixture put has no lease and no ignore flags, so it cannot fail.
-                let _ = state.put(&r);
+                // Without ignore flags, only a missing lease can fail a put.
+                state.put(&r)?;
             }
-        });
+            Ok(())
+        })
     }
 
     /// The current value of `key`, for assertions without a client.

@@ -3,6 +3,7 @@
 //! thread and runtime, so it serves whatever runtime (or none) the test uses, and stops it.
 
 mod kv;
+mod lease;
 mod oversize;
 mod unimplemented;
 
@@ -170,6 +171,8 @@ impl Drop for Running {
 }
 
 async fn serve(listener: tokio::net::TcpListener, ctx: Context) {
+    // Lives on this runtime, so it stops when the server does.
+    tokio::spawn(crate::engine::run_expiry(ctx.engine.clone()));
     let limit = ctx.max_message_bytes;
     // Requests are small and answered at once: Nagle's algorithm would hold them back.
     let incoming = TcpListenerStream::new(listener).map(|conn| {
@@ -186,7 +189,8 @@ async fn serve(listener: tokio::net::TcpListener, ctx: Context) {
             WatchServer::new(unimplemented::Unimplemented).max_decoding_message_size(limit),
         )
         .add_service(
-            LeaseServer::new(unimplemented::Unimplemented).max_decoding_message_size(limit),
+            LeaseServer::new(lease::LeaseService::new(ctx.clone()))
+                .max_decoding_message_size(limit),
         )
         .add_service(
             ClusterServer::new(unimplemented::Unimplemented).max_decoding_message_size(limit),

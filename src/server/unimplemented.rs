@@ -46,21 +46,6 @@ impl pb::watch_server::Watch for Unimplemented {
     }
 }
 
-unimplemented_service!(pb::lease_server::Lease, "etcdserverpb.Lease", {
-    type LeaseKeepAliveStream = BoxStream<pb::LeaseKeepAliveResponse>;
-    async fn lease_keep_alive(
-        &self,
-        _: Request<Streaming<pb::LeaseKeepAliveRequest>>,
-    ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
-        Err(unimplemented("etcdserverpb.Lease", "LeaseKeepAlive"))
-    }
-}
-        lease_grant(pb::LeaseGrantRequest) -> pb::LeaseGrantResponse = "LeaseGrant";
-        lease_revoke(pb::LeaseRevokeRequest) -> pb::LeaseRevokeResponse = "LeaseRevoke";
-        lease_time_to_live(pb::LeaseTimeToLiveRequest) -> pb::LeaseTimeToLiveResponse = "LeaseTimeToLive";
-        lease_leases(pb::LeaseLeasesRequest) -> pb::LeaseLeasesResponse = "LeaseLeases";
-);
-
 unimplemented_service!(pb::cluster_server::Cluster, "etcdserverpb.Cluster", {
 }
         member_add(pb::MemberAddRequest) -> pb::MemberAddResponse = "MemberAdd";
