@@ -63,6 +63,7 @@ mod engine;
 mod error;
 mod fixture;
 mod pb;
+mod recipes;
 mod rpctypes;
 mod server;
 mod test_etcd;

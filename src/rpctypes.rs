@@ -3,6 +3,7 @@
 use tonic::{Code, Status};
 
 use crate::engine::EtcdError;
+use crate::recipes::RecipeError;
 
 impl From<EtcdError> for Status {
     fn from(err: EtcdError) -> Self {
@@ -22,5 +23,13 @@ impl From<EtcdError> for Status {
             EtcdError::LeaseExists => Code::FailedPrecondition,
         };
         Status::new(code, err.to_string())
+    }
+}
+
+/// Lock and election errors: etcd's recipes return plain Go errors, which its gRPC layer does not
+/// map, so every one (an etcd error such as an unknown lease included) is `Unknown` with its text.
+impl From<RecipeError> for Status {
+    fn from(err: RecipeError) -> Self {
+        Status::unknown(err.to_string())
     }
 }

@@ -358,4 +358,71 @@ mod tests {
         assert_eq!(state.txn(&txn), Err(EtcdError::LeaseNotFound));
         assert!(state.lessor.get(1).unwrap().keys.is_empty());
     }
+
+    fn engine_put(engine: &Engine, key: &str, lease: i64) {
+        engine
+            .put(&PutRequest {
+                key: key.into(),
+                lease,
+                ..Default::default()
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn advancing_a_manual_clock_expires_before_returning_and_publishes_the_revision() {
+        let engine = Engine::with_clock(crate::engine::Limits::default(), Clock::manual());
+        let id = engine
+            .lease_grant(&LeaseGrantRequest { id: 0, ttl: 5 })
+            .unwrap()
+            .id;
+        engine_put(&engine, "k", id);
+        let revisions = engine.subscribe();
+        engine.advance(Duration::from_secs(4));
+        assert!(engine.get(b"k").is_some());
+        assert!(!revisions.has_changed().unwrap());
+        engine.advance(SEC);
+        assert!(engine.get(b"k").is_none());
+        assert!(revisions.has_changed().unwrap());
+        assert_eq!(*revisions.borrow(), 3);
+    }
+
+    #[test]
+    fn a_keep_alive_past_the_deadline_expires_the_lease_instead() {
+        let engine = Engine::with_clock(crate::engine::Limits::default(), Clock::manual());
+        engine
+            .lease_grant(&LeaseGrantRequest { id: 3, ttl: 5 })
+            .unwrap();
+        engine_put(&engine, "k", 3);
+        // The clock passed the deadline without anyone expiring the lease yet.
+        engine.clock().advance(Duration::from_secs(5));
+        assert_eq!(engine.lease_renew(3), (0, 3));
+        assert!(engine.get(b"k").is_none());
+    }
+
+    #[test]
+    fn the_expiry_task_sleeps_until_the_next_deadline_on_a_real_clock() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let engine = Engine::new(crate::engine::Limits::default());
+            tokio::spawn(run_expiry(engine.clone()));
+            let id = engine
+                .lease_grant(&LeaseGrantRequest { id: 0, ttl: 2 })
+                .unwrap()
+                .id;
+            engine_put(&engine, "k", id);
+            let mut revisions = engine.subscribe();
+            // Jump to 20 ms before the deadline: the task must sleep the rest by itself.
+            engine.advance(Duration::from_millis(1_980));
+            assert!(engine.get(b"k").is_some());
+            tokio::time::timeout(Duration::from_secs(2), revisions.changed())
+                .await
+                .expect("expired on its own")
+                .unwrap();
+            assert!(engine.get(b"k").is_none());
+        });
+    }
 }

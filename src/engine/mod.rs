@@ -4,6 +4,7 @@
 
 mod clock;
 mod error;
+mod history;
 mod kv;
 mod lease;
 mod lessor;
@@ -22,6 +23,7 @@ use crate::pb::etcdserverpb::{
 pub(crate) use clock::Clock;
 pub(crate) use error::EtcdError;
 pub(crate) use lease::run_expiry;
+pub(crate) use mvcc::Change;
 use kv::KvState;
 
 /// Request limits, etcd's defaults unless the builder changes them.
@@ -75,6 +77,7 @@ struct Shared {
 }
 
 impl Engine {
+    /// An engine on a real clock.
     #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn new(limits: Limits) -> Self {
         Engine::with_clock(limits, Clock::real())
@@ -119,7 +122,6 @@ impl Engine {
     }
 
     /// Wakes on every new revision; the value is the newest revision.
-    #[cfg_attr(not(test), allow(dead_code))] // the watch service subscribes
     pub(crate) fn subscribe(&self) -> tokio::sync::watch::Receiver<i64> {
         self.shared.revisions.subscribe()
     }

@@ -2,8 +2,10 @@
 //! calling the engine and filling response headers. This module starts a server on its own
 //! thread and runtime, so it serves whatever runtime (or none) the test uses, and stops it.
 
+mod election;
 mod kv;
 mod lease;
+mod lock;
 mod oversize;
 mod unimplemented;
 
@@ -199,9 +201,12 @@ async fn serve(listener: tokio::net::TcpListener, ctx: Context) {
             MaintenanceServer::new(unimplemented::Unimplemented).max_decoding_message_size(limit),
         )
         .add_service(AuthServer::new(unimplemented::Unimplemented).max_decoding_message_size(limit))
-        .add_service(LockServer::new(unimplemented::Unimplemented).max_decoding_message_size(limit))
         .add_service(
-            ElectionServer::new(unimplemented::Unimplemented).max_decoding_message_size(limit),
+            LockServer::new(lock::LockService::new(ctx.clone())).max_decoding_message_size(limit),
+        )
+        .add_service(
+            ElectionServer::new(election::ElectionService::new(ctx.clone()))
+                .max_decoding_message_size(limit),
         )
         .serve_with_incoming(incoming)
         .await;

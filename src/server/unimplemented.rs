@@ -7,8 +7,6 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::pb::etcdserverpb as pb;
-use crate::pb::v3electionpb as election;
-use crate::pb::v3lockpb as lock;
 
 /// Stands in for every service that is not implemented yet.
 pub(crate) struct Unimplemented;
@@ -89,22 +87,4 @@ unimplemented_service!(pb::auth_server::Auth, "etcdserverpb.Auth", {
         role_delete(pb::AuthRoleDeleteRequest) -> pb::AuthRoleDeleteResponse = "RoleDelete";
         role_grant_permission(pb::AuthRoleGrantPermissionRequest) -> pb::AuthRoleGrantPermissionResponse = "RoleGrantPermission";
         role_revoke_permission(pb::AuthRoleRevokePermissionRequest) -> pb::AuthRoleRevokePermissionResponse = "RoleRevokePermission";
-);
-
-unimplemented_service!(lock::lock_server::Lock, "v3lockpb.Lock", {
-}
-        lock(lock::LockRequest) -> lock::LockResponse = "Lock";
-        unlock(lock::UnlockRequest) -> lock::UnlockResponse = "Unlock";
-);
-
-unimplemented_service!(election::election_server::Election, "v3electionpb.Election", {
-    type ObserveStream = BoxStream<election::LeaderResponse>;
-    async fn observe(&self, _: Request<election::LeaderRequest>) -> Result<Response<Self::ObserveStream>, Status> {
-        Err(unimplemented("v3electionpb.Election", "Observe"))
-    }
-}
-        campaign(election::CampaignRequest) -> election::CampaignResponse = "Campaign";
-        proclaim(election::ProclaimRequest) -> election::ProclaimResponse = "Proclaim";
-        leader(election::LeaderRequest) -> election::LeaderResponse = "Leader";
-        resign(election::ResignRequest) -> election::ResignResponse = "Resign";
 );

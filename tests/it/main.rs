@@ -1,8 +1,11 @@
 //! Integration tests: a real etcd client (`etcd-client`) against `TestEtcd` over gRPC.
 
 mod cli;
+mod election;
 mod guard;
 mod kv;
+mod lease;
+mod lock;
 mod raw;
 mod txn;
 
