@@ -50,7 +50,10 @@ impl Clock {
 
     /// The time now, counted from when the clock was made.
     pub(crate) fn now(&self) -> Duration {
-        let real = self.inner.start.map_or(Duration::ZERO, |start| start.elapsed());
+        let real = self
+            .inner
+            .start
+            .map_or(Duration::ZERO, |start| start.elapsed());
         real.saturating_add(*self.skipped())
     }
 
@@ -63,8 +66,7 @@ impl Clock {
     /// How long from now until `deadline` passes, in real time: zero if it has passed, `None` for
     /// a manual clock, which only an [`advance`](Clock::advance) brings to a deadline.
     pub(crate) fn until(&self, deadline: Duration) -> Option<Duration> {
-        self.is_real()
-            .then(|| deadline.saturating_sub(self.now()))
+        self.is_real().then(|| deadline.saturating_sub(self.now()))
     }
 
     fn skipped(&self) -> std::sync::MutexGuard<'_, Duration> {

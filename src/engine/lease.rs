@@ -9,8 +9,8 @@
 use std::time::Duration;
 
 use crate::pb::etcdserverpb::{
-    LeaseGrantRequest, LeaseGrantResponse, LeaseLeasesResponse, LeaseRevokeResponse,
-    LeaseStatus, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse, ResponseHeader,
+    LeaseGrantRequest, LeaseGrantResponse, LeaseLeasesResponse, LeaseRevokeResponse, LeaseStatus,
+    LeaseTimeToLiveRequest, LeaseTimeToLiveResponse, ResponseHeader,
 };
 
 use super::clock::Clock;
@@ -193,7 +193,10 @@ impl Engine {
 pub(crate) async fn run_expiry(engine: Engine) {
     loop {
         let changed = engine.shared.leases_changed.notified();
-        match engine.expire_due().and_then(|next| engine.clock().until(next)) {
+        match engine
+            .expire_due()
+            .and_then(|next| engine.clock().until(next))
+        {
             Some(wait) => {
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}

@@ -22,9 +22,9 @@ use crate::pb::etcdserverpb::{
 
 pub(crate) use clock::Clock;
 pub(crate) use error::EtcdError;
+use kv::KvState;
 pub(crate) use lease::run_expiry;
 pub(crate) use mvcc::Change;
-use kv::KvState;
 
 /// Request limits, etcd's defaults unless the builder changes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

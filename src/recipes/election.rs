@@ -77,19 +77,21 @@ fn existing_value(txn: &crate::pb::etcdserverpb::TxnResponse) -> Option<&[u8]> {
 }
 
 /// Sets the leader's value, if `leader` still is the leader key it names (same create
-/// revision); the key keeps its lease.
+/// revision). As in etcd, the put names `leader.lease`, so a leader key given with lease 0 moves
+/// to a fresh 60 s lease.
 pub(crate) fn proclaim(
     engine: &Engine,
     leader: Option<&LeaderKey>,
     value: &[u8],
 ) -> Result<ProclaimResponse, RecipeError> {
     let leader = leader.ok_or(RecipeError::MissingLeader)?;
+    let lease = session_lease(engine, leader.lease)?;
     let txn = engine.txn(&TxnRequest {
         compare: vec![created_at(&leader.key, leader.rev)],
         success: vec![op(Request::RequestPut(PutRequest {
             key: leader.key.clone(),
             value: value.to_vec(),
-            ignore_lease: true,
+            lease,
             ..Default::default()
         }))],
         failure: Vec::new(),
@@ -100,12 +102,14 @@ pub(crate) fn proclaim(
     Ok(ProclaimResponse { header: txn.header })
 }
 
-/// Deletes the leader key if it is still the one `leader` names; succeeds either way.
+/// Deletes the leader key if it is still the one `leader` names; succeeds either way. (Like
+/// etcd, a `leader` with lease 0 still gets a session: a 60 s lease nobody uses.)
 pub(crate) fn resign(
     engine: &Engine,
     leader: Option<&LeaderKey>,
 ) -> Result<ResignResponse, RecipeError> {
     let leader = leader.ok_or(RecipeError::MissingLeader)?;
+    session_lease(engine, leader.lease)?;
     let txn = engine.txn(&TxnRequest {
         compare: vec![created_at(&leader.key, leader.rev)],
         success: vec![op(Request::RequestDeleteRange(DeleteRangeRequest {
@@ -167,10 +171,11 @@ pub(crate) async fn observe(engine: Engine, name: Vec<u8>, out: mpsc::Sender<Lea
                 for change in &at.changes {
                     match change {
                         Change::Delete { key: deleted } if *deleted == key => break 'turn,
-                        Change::Put(kv) if kv.key == key => {
-                            if !send(&out, at.revision, KeyValue::clone(kv)).await {
-                                return;
-                            }
+                        Change::Put(kv)
+                            if kv.key == key
+                                && !send(&out, at.revision, KeyValue::clone(kv)).await =>
+                        {
+                            return
                         }
                         _ => {}
                     }

@@ -22,7 +22,12 @@ pub(crate) async fn lock(
     let lease = session_lease(engine, lease)?;
     let prefix = prefix_of(name);
     let key = own_key(&prefix, lease);
-    let holder = || op(Request::RequestRange(by_creation(&prefix, SortOrder::Ascend)));
+    let holder = || {
+        op(Request::RequestRange(by_creation(
+            &prefix,
+            SortOrder::Ascend,
+        )))
+    };
     let txn = engine.txn(&TxnRequest {
         compare: vec![created_at(&key, 0)],
         success: vec![

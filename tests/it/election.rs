@@ -73,7 +73,10 @@ async fn proclaim_updates_the_value_and_a_stale_leader_is_refused() {
     assert_eq!(now.kv().unwrap().value(), b"v2");
     assert_eq!(now.kv().unwrap().lease(), lease, "proclaim keeps the lease");
     let stale = leader.clone().with_rev(leader.rev() + 100);
-    let err = client.proclaim("v3", proclaim_as(&stale)).await.unwrap_err();
+    let err = client
+        .proclaim("v3", proclaim_as(&stale))
+        .await
+        .unwrap_err();
     assert_eq!(status(err), (Code::Unknown, "election: not leader".into()));
 }
 
@@ -83,7 +86,10 @@ async fn leader_of_an_empty_election_and_a_missing_leader_field_are_errors() {
     let err = client.leader("nobody").await.unwrap_err();
     assert_eq!(status(err), (Code::Unknown, "election: no leader".into()));
     let err = client.proclaim("v", None).await.unwrap_err();
-    let missing = (Code::Unknown, "\"leader\" field must be provided".to_owned());
+    let missing = (
+        Code::Unknown,
+        "\"leader\" field must be provided".to_owned(),
+    );
     assert_eq!(status(err), missing);
     let err = client.resign(None).await.unwrap_err();
     assert_eq!(status(err), missing);
@@ -99,15 +105,25 @@ async fn resign_hands_over_to_the_next_candidate() {
     let waiter = tokio::spawn(async move { second.campaign("svc", "b", b).await });
     until_exists(&etcd, &format!("svc/{b:x}")).await;
     assert!(!waiter.is_finished());
-    let resigned = first.resign(resign_as(won.leader().unwrap())).await.unwrap();
+    let resigned = first
+        .resign(resign_as(won.leader().unwrap()))
+        .await
+        .unwrap();
     assert_eq!(rev(resigned.header()), 4);
     let got = waiter.await.unwrap().unwrap();
     assert_eq!(got.leader().unwrap().rev(), 3);
-    assert_eq!(rev(got.header()), 3, "the header of its campaign txn, before the wait");
+    assert_eq!(
+        rev(got.header()),
+        3,
+        "the header of its campaign txn, before the wait"
+    );
     let now = first.leader("svc").await.unwrap();
     assert_eq!(now.kv().unwrap().value(), b"b");
     // Resigning again, no longer leader: still a success.
-    let again = first.resign(resign_as(won.leader().unwrap())).await.unwrap();
+    let again = first
+        .resign(resign_as(won.leader().unwrap()))
+        .await
+        .unwrap();
     assert_eq!(rev(again.header()), 4);
 }
 
@@ -136,7 +152,11 @@ async fn campaigning_again_on_the_same_lease_keeps_the_place_and_updates_the_val
     client.campaign("svc", "v1", lease).await.unwrap();
     let again = client.campaign("svc", "v2", lease).await.unwrap();
     assert_eq!(again.leader().unwrap().rev(), 2, "same candidacy");
-    assert_eq!(rev(again.header()), 2, "the header of the txn, before the proclaim");
+    assert_eq!(
+        rev(again.header()),
+        2,
+        "the header of the txn, before the proclaim"
+    );
     assert_eq!(etcd.get(format!("svc/{lease:x}")).as_deref(), Some("v2"));
     assert_eq!(etcd.revision(), 3);
 }
@@ -149,11 +169,17 @@ async fn lease_zero_and_unknown_leases_behave_as_in_etcd() {
     let ttl = client.lease_time_to_live(lease, None).await.unwrap();
     assert_eq!(ttl.granted_ttl(), 60);
     etcd.advance(Duration::from_secs(60));
-    assert!(client.leader("svc").await.is_err(), "the candidacy went with its lease");
+    assert!(
+        client.leader("svc").await.is_err(),
+        "the candidacy went with its lease"
+    );
     let err = client.campaign("svc", "v", 4242).await.unwrap_err();
     assert_eq!(
         status(err),
-        (Code::Unknown, "etcdserver: requested lease not found".into())
+        (
+            Code::Unknown,
+            "etcdserver: requested lease not found".into()
+        )
     );
 }
 
@@ -212,5 +238,64 @@ async fn dropping_the_server_ends_observe_and_fails_a_blocked_campaign() {
         .await
         .expect("the blocked campaign ends promptly")
         .unwrap();
-    assert!(blocked.is_err(), "the candidate sees an error, got {blocked:?}");
+    assert!(
+        blocked.is_err(),
+        "the candidate sees an error, got {blocked:?}"
+    );
+}
+
+#[tokio::test]
+async fn proclaim_puts_with_the_leader_keys_lease_so_lease_zero_moves_it_to_a_new_one() {
+    let (_etcd, mut client) = connect().await;
+    let lease = client.lease_grant(60, None).await.unwrap().id();
+    let won = client.campaign("svc", "v1", lease).await.unwrap();
+    let leader = won.leader().unwrap().clone();
+    let without_lease = leader.clone().with_lease(0);
+    client
+        .proclaim("v2", proclaim_as(&without_lease))
+        .await
+        .unwrap();
+    let kv = client.leader("svc").await.unwrap();
+    let moved_to = kv.kv().unwrap().lease();
+    assert_ne!(
+        moved_to, lease,
+        "etcd's server grants a session lease for lease 0"
+    );
+    let ttl = client.lease_time_to_live(moved_to, None).await.unwrap();
+    assert_eq!(ttl.granted_ttl(), 60);
+    let unknown = leader.with_lease(999);
+    let err = client
+        .proclaim("v3", proclaim_as(&unknown))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        status(err),
+        (
+            Code::Unknown,
+            "etcdserver: requested lease not found".into()
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_fixture_can_seed_an_elected_leader_that_loses_its_lease() {
+    let etcd = TestEtcd::builder()
+        .manual_clock()
+        .fixture("fixtures/sessions.json")
+        .start()
+        .unwrap();
+    let mut client = client(&etcd).await;
+    let leader = client.leader("/svc/api/leader").await.unwrap();
+    assert_eq!(leader.kv().unwrap().value(), b"node-1");
+    assert_eq!(leader.kv().unwrap().lease(), 0x694d_1a2b_3c4d_5e6f);
+    etcd.advance(Duration::from_secs(30));
+    assert_eq!(
+        etcd.get("/svc/api/node-1"),
+        None,
+        "the 30 s lease went first"
+    );
+    etcd.advance(Duration::from_secs(30));
+    let err = client.leader("/svc/api/leader").await.unwrap_err();
+    assert_eq!(status(err), (Code::Unknown, "election: no leader".into()));
+    assert_eq!(etcd.get("/svc/config/replicas").as_deref(), Some("3"));
 }

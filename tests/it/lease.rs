@@ -79,7 +79,10 @@ async fn revoke_deletes_every_attached_key_in_one_revision() {
     assert_eq!(etcd.get("free").as_deref(), Some("v"));
     let before = GetOptions::new().with_all_keys().with_revision(5);
     assert_eq!(client.get("", Some(before)).await.unwrap().count(), 4);
-    let after = client.get("", Some(GetOptions::new().with_all_keys())).await.unwrap();
+    let after = client
+        .get("", Some(GetOptions::new().with_all_keys()))
+        .await
+        .unwrap();
     assert_eq!(after.count(), 1);
 }
 
@@ -117,18 +120,29 @@ async fn put_with_an_unknown_lease_is_not_found_and_ignore_lease_keeps_it() {
     let keep = PutOptions::new().with_ignore_lease();
     client.put("k", "v2", Some(keep)).await.unwrap();
     etcd.advance(Duration::from_secs(10));
-    assert_eq!(etcd.get("k"), None, "the key kept its lease and went with it");
+    assert_eq!(
+        etcd.get("k"),
+        None,
+        "the key kept its lease and went with it"
+    );
 }
 
 #[tokio::test]
 async fn keys_expire_exactly_when_the_manual_clock_passes_the_ttl() {
     let (etcd, mut client) = manual().await;
     let lease = client.lease_grant(5, None).await.unwrap().id();
-    client.put("session", "me", with_lease(lease)).await.unwrap();
+    client
+        .put("session", "me", with_lease(lease))
+        .await
+        .unwrap();
     etcd.advance(Duration::from_millis(4_999));
     assert_eq!(etcd.get("session").as_deref(), Some("me"));
     let ttl = client.lease_time_to_live(lease, None).await.unwrap();
-    assert_eq!((ttl.ttl(), ttl.granted_ttl()), (0, 5), "truncated toward zero");
+    assert_eq!(
+        (ttl.ttl(), ttl.granted_ttl()),
+        (0, 5),
+        "truncated toward zero"
+    );
     etcd.advance(Duration::from_millis(1));
     assert_eq!(etcd.get("session"), None);
     assert_eq!(etcd.revision(), 3, "the put, then the expiry's delete");
@@ -160,12 +174,20 @@ async fn keep_alive_restarts_the_ttl_and_answers_the_granted_ttl() {
     assert_eq!((answer.id(), answer.ttl()), (lease, 10));
     assert_eq!(rev(answer.header()), 2);
     etcd.advance(Duration::from_secs(9));
-    assert_eq!(etcd.get("k").as_deref(), Some("v"), "renewed at 8 s, due at 18 s");
+    assert_eq!(
+        etcd.get("k").as_deref(),
+        Some("v"),
+        "renewed at 8 s, due at 18 s"
+    );
     etcd.advance(Duration::from_secs(1));
     assert_eq!(etcd.get("k"), None);
     keeper.keep_alive().await.unwrap();
     let answer = answers.message().await.unwrap().unwrap();
-    assert_eq!((answer.id(), answer.ttl()), (lease, 0), "gone: TTL 0, no error");
+    assert_eq!(
+        (answer.id(), answer.ttl()),
+        (lease, 0),
+        "gone: TTL 0, no error"
+    );
 }
 
 #[tokio::test]
@@ -207,7 +229,10 @@ async fn time_to_live_lists_keys_on_request_and_answers_minus_one_when_unknown()
     );
     assert!(plain.keys().is_empty());
     let keys = Some(LeaseTimeToLiveOptions::new().with_keys());
-    let with_keys = client.lease_time_to_live(lease, keys.clone()).await.unwrap();
+    let with_keys = client
+        .lease_time_to_live(lease, keys.clone())
+        .await
+        .unwrap();
     let mut listed = with_keys.keys().to_vec();
     listed.sort();
     assert_eq!(listed, [b"a".to_vec(), b"b".to_vec()]);
@@ -281,7 +306,10 @@ async fn a_later_fixture_naming_the_same_lease_id_extends_it() {
         .start()
         .unwrap();
     etcd.advance(Duration::from_secs(49));
-    assert_eq!((etcd.get("a").as_deref(), etcd.get("b").as_deref()), (Some("1"), Some("2")));
+    assert_eq!(
+        (etcd.get("a").as_deref(), etcd.get("b").as_deref()),
+        (Some("1"), Some("2"))
+    );
     etcd.advance(Duration::from_secs(1));
     assert_eq!((etcd.get("a"), etcd.get("b")), (None, None));
 }
@@ -326,7 +354,10 @@ async fn lateness_of_real_clock_expiry() {
         let asked = std::time::Instant::now();
         let lease = client.lease_grant(2, None).await.unwrap().id();
         let key = format!("k{i}");
-        client.put(key.as_str(), "v", with_lease(lease)).await.unwrap();
+        client
+            .put(key.as_str(), "v", with_lease(lease))
+            .await
+            .unwrap();
         leases.push((key, asked));
         // Spread the deadlines so that each is its own wake-up.
         tokio::time::sleep(Duration::from_millis(7)).await;

@@ -38,7 +38,10 @@ async fn lock_puts_name_slash_lease_hex_on_the_lease_and_answers_at_once_when_fr
     assert_eq!(resp.key(), key.as_bytes());
     assert_eq!(rev(resp.header()), 2, "the header of the lock txn");
     let kv = client.get(key.as_str(), None).await.unwrap();
-    assert_eq!((kv.kvs()[0].value(), kv.kvs()[0].lease()), (&b""[..], lease));
+    assert_eq!(
+        (kv.kvs()[0].value(), kv.kvs()[0].lease()),
+        (&b""[..], lease)
+    );
     assert_eq!(etcd.revision(), 2);
 }
 
@@ -62,12 +65,19 @@ async fn the_second_client_gets_the_lock_when_the_first_unlocks() {
     let held = first.lock("job", on(a)).await.unwrap();
     let waiter = tokio::spawn(async move { second.lock("job", on(b)).await });
     until_queued(&etcd, &format!("job/{b:x}")).await;
-    assert!(!waiter.is_finished(), "blocked while the first holds the lock");
+    assert!(
+        !waiter.is_finished(),
+        "blocked while the first holds the lock"
+    );
     let unlocked = first.unlock(held.key()).await.unwrap();
     assert_eq!(rev(unlocked.header()), 4);
     let got = waiter.await.unwrap().unwrap();
     assert_eq!(got.key(), format!("job/{b:x}").as_bytes());
-    assert_eq!(rev(got.header()), 4, "the header of the read after the wait");
+    assert_eq!(
+        rev(got.header()),
+        4,
+        "the header of the read after the wait"
+    );
 }
 
 #[tokio::test]
@@ -99,7 +109,10 @@ async fn a_waiter_whose_lease_goes_meanwhile_gets_session_expired() {
     first.lease_revoke(b).await.unwrap();
     first.unlock(held.key()).await.unwrap();
     let err = waiter.await.unwrap().unwrap_err();
-    assert_eq!(status(err), (Code::Unknown, "mutex: session is expired".into()));
+    assert_eq!(
+        status(err),
+        (Code::Unknown, "mutex: session is expired".into())
+    );
 }
 
 #[tokio::test]
@@ -122,7 +135,10 @@ async fn an_unknown_lease_is_an_unknown_error_with_etcds_text() {
     let err = client.lock("m", on(12345)).await.unwrap_err();
     assert_eq!(
         status(err),
-        (Code::Unknown, "etcdserver: requested lease not found".into())
+        (
+            Code::Unknown,
+            "etcdserver: requested lease not found".into()
+        )
     );
 }
 

@@ -3,7 +3,9 @@
 use etcd_client::{PutOptions, Txn, TxnOp};
 use tonic::Code;
 
-use crate::pb::etcdserverpb::{auth_client::AuthClient, kv_client::KvClient, AuthStatusRequest, RangeRequest};
+use crate::pb::etcdserverpb::{
+    auth_client::AuthClient, kv_client::KvClient, AuthStatusRequest, RangeRequest,
+};
 use crate::{client, status};
 use test_etcd::TestEtcd;
 
