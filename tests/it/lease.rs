@@ -347,12 +347,15 @@ async fn dropping_the_server_ends_a_keep_alive_stream_with_an_error() {
 async fn lateness_of_real_clock_expiry() {
     let etcd = TestEtcd::start();
     let mut client = client(&etcd).await;
-    const LEASES: usize = 200;
+    const LEASES: usize = 500;
+    // Long enough for every grant to be made before the first deadline, so that each expiry is
+    // watched for as it happens.
+    const TTL: i64 = 5;
     let mut leases = Vec::new();
     for i in 0..LEASES {
         // The deadline is set while the grant is served: after this instant.
         let asked = std::time::Instant::now();
-        let lease = client.lease_grant(2, None).await.unwrap().id();
+        let lease = client.lease_grant(TTL, None).await.unwrap().id();
         let key = format!("k{i}");
         client
             .put(key.as_str(), "v", with_lease(lease))
@@ -360,12 +363,17 @@ async fn lateness_of_real_clock_expiry() {
             .unwrap();
         leases.push((key, asked));
         // Spread the deadlines so that each is its own wake-up.
-        tokio::time::sleep(Duration::from_millis(7)).await;
+        tokio::time::sleep(Duration::from_millis(3)).await;
     }
+    let granting = leases.last().map(|(_, at)| at.duration_since(leases[0].1));
+    assert!(
+        granting < Some(Duration::from_secs(TTL as u64 - 1)),
+        "granting took {granting:?}"
+    );
     let mut late = Vec::new();
     for (key, granted) in leases {
         // Counted from before the grant: an upper bound, over by at most the grant's round trip.
-        let deadline = granted + Duration::from_secs(2);
+        let deadline = granted + Duration::from_secs(TTL as u64);
         loop {
             if etcd.get(&key).is_none() {
                 late.push(std::time::Instant::now().saturating_duration_since(deadline));
@@ -385,4 +393,17 @@ async fn lateness_of_real_clock_expiry() {
         pct(99),
         late[late.len() - 1]
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_tests_paused_tokio_clock_does_not_move_the_servers_clock() {
+    let (etcd, mut client) = manual().await;
+    let lease = client.lease_grant(5, None).await.unwrap().id();
+    client.put("k", "v", with_lease(lease)).await.unwrap();
+    tokio::time::advance(Duration::from_secs(3600)).await;
+    assert_eq!(etcd.get("k").as_deref(), Some("v"));
+    let ttl = client.lease_time_to_live(lease, None).await.unwrap();
+    assert_eq!(ttl.ttl(), 5);
+    etcd.advance(Duration::from_secs(5));
+    assert_eq!(etcd.get("k"), None);
 }
