@@ -18,7 +18,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     assert_eq!(resp.kvs()[0].value_str()?, "node-1");
     assert_eq!(etcd.get("/service/leader").as_deref(), Some("node-1"));
     assert_eq!(etcd.revision(), 2);
-    println!("leader is {:?} at revision {}", etcd.get("/service/leader"), etcd.revision());
+    println!(
+        "leader is {:?} at revision {}",
+        etcd.get("/service/leader"),
+        etcd.revision()
+    );
     Ok(())
     // Dropping `etcd` stops the server and frees its port.
 }

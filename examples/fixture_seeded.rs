@@ -14,9 +14,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // ...and give each case its own copy, which costs about the same for any seed size.
         let etcd = seed.fork()?;
         let mut client = etcd_client::Client::connect(etcd.endpoints(), None).await?;
-        let services = client.get("/app/services/", Some(GetOptions::new().with_prefix())).await?;
+        let services = client
+            .get("/app/services/", Some(GetOptions::new().with_prefix()))
+            .await?;
         client.put("/app/leader", case, None).await?;
-        println!("{case}: {} service keys, leader now {:?}", services.count(), etcd.get("/app/leader"));
+        println!(
+            "{case}: {} service keys, leader now {:?}",
+            services.count(),
+            etcd.get("/app/leader")
+        );
     }
     // The seed never saw the cases' writes.
     assert_eq!(seed.get("/app/leader").as_deref(), Some("node-1"));

@@ -46,9 +46,35 @@
 //! ]}
 //! ```
 //!
+//! Leases are listed by name and keys attach to them:
+//!
+//! ```json
+//! {"leases": [{"name": "session", "ttl": 30}],
+//!  "kvs": [{"key": "/svc/a", "value": "10.0.0.1", "lease": "session"}]}
+//! ```
+//!
 //! Several fixtures apply in the order given, each key as one put (so a fixture of two keys
 //! leaves the store at revision 3). A fixture with a mistake is an [`Error::Fixture`] naming the
 //! file, line, column and JSON path.
+//!
+//! # Time
+//!
+//! Lease deadlines are read from the server's one clock: the real clock by default, or a manual
+//! one ([`TestEtcdBuilder::manual_clock`]) that moves only when the test calls
+//! [`TestEtcd::advance`], which returns once every lease that fell due has expired:
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! let etcd = test_etcd::TestEtcd::builder()
+//!     .manual_clock()
+//!     .fixture_str(r#"{"leases": [{"name": "s", "ttl": 60}],
+//!                     "kvs": [{"key": "/leader", "value": "me", "lease": "s"}]}"#)
+//!     .start()?;
+//! etcd.advance(Duration::from_secs(60));
+//! assert_eq!(etcd.get("/leader"), None);
+//! # Ok::<(), test_etcd::Error>(())
+//! ```
 //!
 //! # Runtimes
 //!
@@ -63,6 +89,7 @@ mod engine;
 mod error;
 mod fixture;
 mod pb;
+mod recipes;
 mod rpctypes;
 mod server;
 mod test_etcd;

@@ -3,6 +3,7 @@
 use tonic::{Code, Status};
 
 use crate::engine::EtcdError;
+use crate::recipes::RecipeError;
 
 impl From<EtcdError> for Status {
     fn from(err: EtcdError) -> Self {
@@ -33,7 +34,10 @@ impl From<EtcdError> for Status {
             EtcdError::InvalidAuthToken => Code::Unauthenticated,
             EtcdError::NoPasswordUser => Code::Unknown,
             EtcdError::LeaseNotFound => Code::NotFound,
-            EtcdError::Compacted | EtcdError::FutureRevision => Code::OutOfRange,
+            EtcdError::Compacted | EtcdError::FutureRevision | EtcdError::LeaseTtlTooLarge => {
+                Code::OutOfRange
+            }
+            EtcdError::LeaseExists => Code::FailedPrecondition,
         };
         Status::new(code, err.to_string())
     }
@@ -63,4 +67,12 @@ pub(crate) fn go_status_text(err: &EtcdError) -> String {
         Code::Unauthenticated => "Unauthenticated",
     };
     format!("rpc error: code = {code} desc = {}", status.message())
+}
+
+/// Lock and election errors: etcd's recipes return plain Go errors, which its gRPC layer does not
+/// map, so every one (an etcd error such as an unknown lease included) is `Unknown` with its text.
+impl From<RecipeError> for Status {
+    fn from(err: RecipeError) -> Self {
+        Status::unknown(err.to_string())
+    }
 }

@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::engine::{Engine, Limits};
+use crate::engine::{Clock, Engine, Limits};
 use crate::error::Error;
 use crate::fixture::{self, FixtureSource};
 use crate::server::{Context, Identity, Running, DEFAULT_PROGRESS_INTERVAL};
@@ -169,6 +169,36 @@ impl TestEtcd {
         })
     }
 
+    /// Moves the server's clock forward by `by`, then expires every lease whose deadline it
+    /// passed: when this returns, their keys are deleted (each lease's in one revision, which
+    /// watchers see as DELETE events). Nothing sleeps, so a test of a 60 s TTL takes no time.
+    ///
+    /// Meant for a server built with [`TestEtcdBuilder::manual_clock`], whose clock moves only
+    /// when advanced. On the default real clock it jumps time ahead, which keeps running.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// // Arrange: a key on a 10 s lease.
+    /// let etcd = test_etcd::TestEtcd::builder().manual_clock().start()?;
+    /// let mut client = etcd_client::Client::connect(etcd.endpoints(), None).await?;
+    /// let lease = client.lease_grant(10, None).await?.id();
+    /// let put = etcd_client::PutOptions::new().with_lease(lease);
+    /// client.put("/session", "me", Some(put)).await?;
+    ///
+    /// // Act and assert: the key lives until the TTL has passed, not a moment longer.
+    /// etcd.advance(Duration::from_millis(9_999));
+    /// assert_eq!(etcd.get("/session").as_deref(), Some("me"));
+    /// etcd.advance(Duration::from_millis(1));
+    /// assert_eq!(etcd.get("/session"), None);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn advance(&self, by: Duration) {
+        self.engine.advance(by);
+    }
+
     /// Stops the server now; the same as dropping it, spelled out.
     ///
     /// ```
@@ -190,6 +220,7 @@ pub struct TestEtcdBuilder {
     limits: Limits,
     addr: Option<SocketAddr>,
     progress_interval: Duration,
+    manual_clock: bool,
 }
 
 impl Default for TestEtcdBuilder {
@@ -199,6 +230,7 @@ impl Default for TestEtcdBuilder {
             limits: Limits::default(),
             addr: None,
             progress_interval: DEFAULT_PROGRESS_INTERVAL,
+            manual_clock: false,
         }
     }
 }
@@ -298,6 +330,30 @@ impl TestEtcdBuilder {
         self
     }
 
+    /// Gives the server a manual clock: time stands still (leases never expire on their own)
+    /// until the test calls [`TestEtcd::advance`]. Lease TTLs, TimeToLive and expiry all read
+    /// this clock, so expiry tests need no sleeping. It is the server's own clock: a test that
+    /// pauses or advances tokio's clock changes nothing here.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let etcd = test_etcd::TestEtcd::builder()
+    ///     .manual_clock()
+    ///     .fixture_str(r#"{"leases": [{"name": "s", "ttl": 30}],
+    ///                     "kvs": [{"key": "/lock", "value": "me", "lease": "s"}]}"#)
+    ///     .start()?;
+    /// etcd.advance(Duration::from_secs(29));
+    /// assert_eq!(etcd.get("/lock").as_deref(), Some("me"));
+    /// etcd.advance(Duration::from_secs(1));
+    /// assert_eq!(etcd.get("/lock"), None);
+    /// # Ok::<(), test_etcd::Error>(())
+    /// ```
+    pub fn manual_clock(mut self) -> Self {
+        self.manual_clock = true;
+        self
+    }
+
     /// Loads the fixtures, binds the port and starts serving. Returns once the server accepts
     /// connections.
     ///
@@ -307,10 +363,14 @@ impl TestEtcdBuilder {
     /// # Ok::<(), test_etcd::Error>(())
     /// ```
     pub fn start(self) -> Result<TestEtcd, Error> {
-        let engine = Engine::new(self.limits);
+        let clock = if self.manual_clock {
+            Clock::manual()
+        } else {
+            Clock::real()
+        };
+        let engine = Engine::with_clock(self.limits, clock);
         for source in &self.fixtures {
-            let fixture = fixture::load(source)?;
-            engine.seed(fixture.puts.into_iter().map(|p| (p.key, p.value)));
+            seed(&engine, fixture::load(source)?);
         }
         // Bind now and keep the socket: picking a free port to bind later would race with
         // other tests doing the same.
@@ -331,4 +391,21 @@ impl TestEtcdBuilder {
             ctx,
         })
     }
+}
+
+/// Grants a fixture's leases, then applies its puts attached to them.
+fn seed(engine: &Engine, fixture: fixture::Fixture) {
+    // The schema allows only TTLs etcd grants, and an ID taken by an earlier fixture is the same
+    // lease, so granting cannot fail; a lease that did would leave its keys unattached.
+    let ids: Vec<i64> = fixture
+        .leases
+        .iter()
+        .map(|lease| engine.seed_lease(lease.id, lease.ttl).unwrap_or(0))
+        .collect();
+    let puts = fixture.puts.into_iter().map(|put| {
+        let lease = put.lease.and_then(|i| ids.get(i).copied()).unwrap_or(0);
+        (put.key, put.value, lease)
+    });
+    // Every lease a put names was granted just above.
+    let _ = engine.seed(puts);
 }

@@ -62,4 +62,8 @@ pub(crate) enum EtcdError {
     /// "etcdserver:" prefix.
     #[error("auth: authentication failed, password was given for no password user")]
     NoPasswordUser,
+    #[error("etcdserver: lease already exists")]
+    LeaseExists,
+    #[error("etcdserver: too large lease TTL")]
+    LeaseTtlTooLarge,
 }

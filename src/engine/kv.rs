@@ -565,7 +565,10 @@ mod tests {
     #[test]
     fn leases_follow_their_keys() {
         let mut state = KvState::default();
-        state.lessor.grant(7, 60);
+        state
+            .lessor
+            .grant(7, 60, std::time::Duration::ZERO)
+            .unwrap();
         let with_lease = PutRequest {
             key: "k".into(),
             lease: 7,

@@ -3,8 +3,11 @@
 //! service of one server.
 
 mod auth;
+mod clock;
 mod error;
+mod history;
 mod kv;
+mod lease;
 mod lessor;
 mod mvcc;
 mod validate;
@@ -20,9 +23,11 @@ use crate::pb::etcdserverpb::{
 };
 
 pub(crate) use auth::{Access, AuthStore, Caller};
+pub(crate) use clock::Clock;
 pub(crate) use error::EtcdError;
 use kv::KvState;
-pub(crate) use mvcc::KeyRange;
+pub(crate) use lease::run_expiry;
+pub(crate) use mvcc::{Change, KeyRange};
 pub(crate) use watch::{RevisionEvents, WatchFilter, WatchRead};
 
 /// Request limits, etcd's defaults unless the builder changes them.
@@ -68,22 +73,32 @@ struct Shared {
     state: Mutex<KvState>,
     /// Users, roles and tokens. Its own lock: auth checks never wait for a long KV read.
     auth: Mutex<AuthStore>,
-    /// Where token lifetimes are measured from.
-    epoch: std::time::Instant,
     /// The newest revision, published after each write so that watchers (and anything else
     /// waiting for a change) wake without polling.
     revisions: tokio::sync::watch::Sender<i64>,
+    /// The one source of time (lease deadlines).
+    clock: Clock,
+    /// Wakes the lease expiry task when deadlines may have moved.
+    leases_changed: tokio::sync::Notify,
 }
 
 impl Engine {
+    /// An engine on a real clock.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn new(limits: Limits) -> Self {
+        Engine::with_clock(limits, Clock::real())
+    }
+
+    /// An engine whose time (lease deadlines) comes from `clock`.
+    pub(crate) fn with_clock(limits: Limits, clock: Clock) -> Self {
         Engine {
             shared: Arc::new(Shared {
                 limits,
                 state: Mutex::new(KvState::default()),
                 auth: Mutex::new(AuthStore::default()),
-                epoch: std::time::Instant::now(),
                 revisions: tokio::sync::watch::Sender::new(1),
+                clock,
+                leases_changed: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -107,8 +122,9 @@ impl Engine {
                 limits: self.shared.limits,
                 state: Mutex::new(state),
                 auth: Mutex::new(self.auth(|auth| auth.clone())),
-                epoch: self.shared.epoch,
                 revisions: tokio::sync::watch::Sender::new(revision),
+                clock: self.shared.clock.fork(),
+                leases_changed: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -123,9 +139,9 @@ impl Engine {
         f(&mut auth)
     }
 
-    /// The time token lifetimes are measured in.
+    /// The server's time, which token lifetimes are measured in.
     pub(crate) fn now(&self) -> std::time::Duration {
-        self.shared.epoch.elapsed()
+        self.shared.clock.now()
     }
 
     /// Who sends a request carrying `token` (or none).
@@ -324,19 +340,25 @@ impl Engine {
         self.write(|state| state.compact(r))
     }
 
-    /// Applies fixture puts in order, each as its own revision (as a client's puts would be).
-    pub(crate) fn seed(&self, puts: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>) {
+    /// Applies fixture puts `(key, value, lease)` in order, each as its own revision (as a
+    /// client's puts would be).
+    pub(crate) fn seed(
+        &self,
+        puts: impl IntoIterator<Item = (Vec<u8>, Vec<u8>, i64)>,
+    ) -> Result<(), EtcdError> {
         self.write(|state| {
-            for (key, value) in puts {
+            for (key, value, lease) in puts {
                 let r = PutRequest {
                     key,
                     value,
+                    lease,
                     ..Default::default()
                 };
-                // A fixture put has no lease and no ignore flags, so it cannot fail.
-                let _ = state.put(&r);
+                // Without ignore flags, only a missing lease can fail a put.
+                state.put(&r)?;
             }
-        });
+            Ok(())
+        })
     }
 
     /// The current value of `key`, for assertions without a client.

@@ -3,7 +3,10 @@
 //! thread and runtime, so it serves whatever runtime (or none) the test uses, and stops it.
 
 mod auth;
+mod election;
 mod kv;
+mod lease;
+mod lock;
 mod oversize;
 mod unimplemented;
 mod watch;
@@ -176,6 +179,8 @@ impl Drop for Running {
 }
 
 async fn serve(listener: tokio::net::TcpListener, ctx: Context) {
+    // Lives on this runtime, so it stops when the server does.
+    tokio::spawn(crate::engine::run_expiry(ctx.engine.clone()));
     let limit = ctx.max_message_bytes;
     // Requests are small and answered at once: Nagle's algorithm would hold them back.
     let incoming = TcpListenerStream::new(listener).map(|conn| {
@@ -193,7 +198,8 @@ async fn serve(listener: tokio::net::TcpListener, ctx: Context) {
                 .max_decoding_message_size(limit),
         )
         .add_service(
-            LeaseServer::new(unimplemented::Unimplemented).max_decoding_message_size(limit),
+            LeaseServer::new(lease::LeaseService::new(ctx.clone()))
+                .max_decoding_message_size(limit),
         )
         .add_service(
             ClusterServer::new(unimplemented::Unimplemented).max_decoding_message_size(limit),
@@ -204,9 +210,12 @@ async fn serve(listener: tokio::net::TcpListener, ctx: Context) {
         .add_service(
             AuthServer::new(auth::AuthService::new(ctx.clone())).max_decoding_message_size(limit),
         )
-        .add_service(LockServer::new(unimplemented::Unimplemented).max_decoding_message_size(limit))
         .add_service(
-            ElectionServer::new(unimplemented::Unimplemented).max_decoding_message_size(limit),
+            LockServer::new(lock::LockService::new(ctx.clone())).max_decoding_message_size(limit),
+        )
+        .add_service(
+            ElectionServer::new(election::ElectionService::new(ctx.clone()))
+                .max_decoding_message_size(limit),
         )
         .serve_with_incoming(incoming)
         .await;

@@ -4,11 +4,9 @@
 use std::pin::Pin;
 
 use tokio_stream::Stream;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Request, Response, Status};
 
 use crate::pb::etcdserverpb as pb;
-use crate::pb::v3electionpb as election;
-use crate::pb::v3lockpb as lock;
 
 /// Stands in for every service that is not implemented yet.
 pub(crate) struct Unimplemented;
@@ -35,21 +33,6 @@ macro_rules! unimplemented_service {
     };
 }
 
-unimplemented_service!(pb::lease_server::Lease, "etcdserverpb.Lease", {
-    type LeaseKeepAliveStream = BoxStream<pb::LeaseKeepAliveResponse>;
-    async fn lease_keep_alive(
-        &self,
-        _: Request<Streaming<pb::LeaseKeepAliveRequest>>,
-    ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
-        Err(unimplemented("etcdserverpb.Lease", "LeaseKeepAlive"))
-    }
-}
-        lease_grant(pb::LeaseGrantRequest) -> pb::LeaseGrantResponse = "LeaseGrant";
-        lease_revoke(pb::LeaseRevokeRequest) -> pb::LeaseRevokeResponse = "LeaseRevoke";
-        lease_time_to_live(pb::LeaseTimeToLiveRequest) -> pb::LeaseTimeToLiveResponse = "LeaseTimeToLive";
-        lease_leases(pb::LeaseLeasesRequest) -> pb::LeaseLeasesResponse = "LeaseLeases";
-);
-
 unimplemented_service!(pb::cluster_server::Cluster, "etcdserverpb.Cluster", {
 }
         member_add(pb::MemberAddRequest) -> pb::MemberAddResponse = "MemberAdd";
@@ -72,22 +55,4 @@ unimplemented_service!(pb::maintenance_server::Maintenance, "etcdserverpb.Mainte
         hash_kv(pb::HashKvRequest) -> pb::HashKvResponse = "HashKV";
         move_leader(pb::MoveLeaderRequest) -> pb::MoveLeaderResponse = "MoveLeader";
         downgrade(pb::DowngradeRequest) -> pb::DowngradeResponse = "Downgrade";
-);
-
-unimplemented_service!(lock::lock_server::Lock, "v3lockpb.Lock", {
-}
-        lock(lock::LockRequest) -> lock::LockResponse = "Lock";
-        unlock(lock::UnlockRequest) -> lock::UnlockResponse = "Unlock";
-);
-
-unimplemented_service!(election::election_server::Election, "v3electionpb.Election", {
-    type ObserveStream = BoxStream<election::LeaderResponse>;
-    async fn observe(&self, _: Request<election::LeaderRequest>) -> Result<Response<Self::ObserveStream>, Status> {
-        Err(unimplemented("v3electionpb.Election", "Observe"))
-    }
-}
-        campaign(election::CampaignRequest) -> election::CampaignResponse = "Campaign";
-        proclaim(election::ProclaimRequest) -> election::ProclaimResponse = "Proclaim";
-        leader(election::LeaderRequest) -> election::LeaderResponse = "Leader";
-        resign(election::ResignRequest) -> election::ResignResponse = "Resign";
 );

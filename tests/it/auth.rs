@@ -293,3 +293,28 @@ async fn disabling_auth_drops_every_token() {
     let err = alice.get("app/a", None).await.unwrap_err();
     assert_eq!(status(err).1, "etcdserver: invalid auth token");
 }
+
+#[tokio::test]
+async fn tokens_expire_on_the_server_clock_and_use_keeps_them_alive() {
+    let etcd = TestEtcd::builder().manual_clock().start().unwrap();
+    let mut admin = client(&etcd).await;
+    admin.user_add("root", "pw", None).await.unwrap();
+    admin.user_grant_role("root", "root").await.unwrap();
+    admin.auth_enable().await.unwrap();
+    let mut root = as_user(&etcd, "root", "pw").await;
+    etcd.advance(std::time::Duration::from_secs(200));
+    root.put("k", "v", None).await.unwrap();
+    etcd.advance(std::time::Duration::from_secs(200));
+    root.put("k", "v", None)
+        .await
+        .expect("each use gives the token another 300 s");
+    etcd.advance(std::time::Duration::from_secs(301));
+    let err = root.put("k", "v", None).await.unwrap_err();
+    assert_eq!(
+        status(err),
+        (
+            Code::Unauthenticated,
+            "etcdserver: invalid auth token".into()
+        )
+    );
+}

@@ -2,9 +2,12 @@
 
 mod auth;
 mod cli;
+mod election;
 mod fork;
 mod guard;
 mod kv;
+mod lease;
+mod lock;
 mod raw;
 mod txn;
 mod watch;

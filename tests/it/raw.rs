@@ -4,12 +4,12 @@ use etcd_client::{PutOptions, Txn, TxnOp};
 use tonic::Code;
 
 use crate::pb::etcdserverpb::{
-    kv_client::KvClient, lease_client::LeaseClient, LeaseGrantRequest, RangeRequest,
+    kv_client::KvClient, maintenance_client::MaintenanceClient, RangeRequest, StatusRequest,
 };
 use crate::{client, status};
 use test_etcd::TestEtcd;
 
-async fn channel(etcd: &TestEtcd) -> tonic::transport::Channel {
+pub(crate) async fn channel(etcd: &TestEtcd) -> tonic::transport::Channel {
     tonic::transport::Endpoint::from_shared(etcd.endpoint())
         .unwrap()
         .connect()
@@ -39,15 +39,12 @@ async fn unknown_sort_enums_are_invalid_sort_option() {
 #[tokio::test]
 async fn services_not_built_yet_answer_unimplemented() {
     let etcd = TestEtcd::start();
-    let mut lease = LeaseClient::new(channel(&etcd).await);
-    let err = lease
-        .lease_grant(LeaseGrantRequest { ttl: 10, id: 0 })
-        .await
-        .unwrap_err();
+    let mut maintenance = MaintenanceClient::new(channel(&etcd).await);
+    let err = maintenance.status(StatusRequest {}).await.unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);
     assert_eq!(
         err.message(),
-        "unknown method LeaseGrant for service etcdserverpb.Lease"
+        "unknown method Status for service etcdserverpb.Maintenance"
     );
 }
 
