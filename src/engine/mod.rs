@@ -2,10 +2,13 @@
 //! can be driven and tested without a network. [`Engine`] is a cheap handle shared by every
 //! service of one server.
 
+mod cluster;
 mod error;
 mod kv;
 mod lessor;
+mod maintenance;
 mod mvcc;
+mod snapshot;
 mod validate;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -17,8 +20,11 @@ use crate::pb::etcdserverpb::{
     PutResponse, RangeRequest, RangeResponse, TxnRequest, TxnResponse,
 };
 
+pub(crate) use cluster::{StartRefusal, Version};
 pub(crate) use error::EtcdError;
 use kv::KvState;
+pub(crate) use maintenance::{put_cost, txn_cost};
+pub(crate) use snapshot::trailer as snapshot_trailer;
 
 /// Request limits, etcd's defaults unless the builder changes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +33,8 @@ pub(crate) struct Limits {
     pub(crate) max_request_bytes: usize,
     /// Most operations per txn level, etcd's `--max-txn-ops`.
     pub(crate) max_txn_ops: usize,
+    /// The backend size at which writes get NOSPACE, etcd's `--quota-backend-bytes`.
+    pub(crate) quota_backend_bytes: u64,
 }
 
 impl Default for Limits {
@@ -34,6 +42,7 @@ impl Default for Limits {
         Limits {
             max_request_bytes: 1_572_864,
             max_txn_ops: 128,
+            quota_backend_bytes: maintenance::DEFAULT_QUOTA,
         }
     }
 }
@@ -64,6 +73,8 @@ struct Shared {
     /// The newest revision, published after each write so that watchers (and anything else
     /// waiting for a change) wake without polling.
     revisions: tokio::sync::watch::Sender<i64>,
+    /// Members, leader, term and version (`cluster.rs`); never locked together with `state`.
+    cluster: Mutex<cluster::Cluster>,
 }
 
 impl Engine {
@@ -73,6 +84,7 @@ impl Engine {
                 limits,
                 state: Mutex::new(KvState::default()),
                 revisions: tokio::sync::watch::Sender::new(1),
+                cluster: Mutex::new(cluster::Cluster::default()),
             }),
         }
     }
@@ -93,6 +105,9 @@ impl Engine {
             let before = state.store.revision();
             let result = f(&mut state);
             let after = state.store.revision();
+            if after != before {
+                state.account_growth(after);
+            }
             (result, (after != before).then_some(after))
         };
         // Published outside the lock, so that woken watchers can take it at once.
@@ -133,7 +148,10 @@ impl Engine {
     pub(crate) fn put(&self, r: &PutRequest) -> Result<PutResponse, EtcdError> {
         validate::put(r)?;
         self.check_proposal_size(r)?;
-        self.write(|state| state.put(r))
+        self.write(|state| {
+            state.admit(maintenance::Write::Put)?;
+            state.put(r)
+        })
     }
 
     pub(crate) fn delete_range(
@@ -142,7 +160,10 @@ impl Engine {
     ) -> Result<DeleteRangeResponse, EtcdError> {
         validate::delete_range(r)?;
         self.check_proposal_size(r)?;
-        Ok(self.write(|state| state.delete_range(r)))
+        self.write(|state| {
+            state.admit(maintenance::Write::Delete)?;
+            Ok(state.delete_range(r))
+        })
     }
 
     pub(crate) fn txn(&self, r: &TxnRequest) -> Result<TxnResponse, EtcdError> {
@@ -150,11 +171,19 @@ impl Engine {
         if !is_read_only(r) {
             self.check_proposal_size(r)?;
         }
-        self.write(|state| state.txn(r))
+        self.write(|state| {
+            state.admit(maintenance::Write::Txn(r))?;
+            state.txn(r)
+        })
     }
 
     pub(crate) fn compact(&self, r: &CompactionRequest) -> Result<CompactionResponse, EtcdError> {
-        self.write(|state| state.compact(r))
+        let resp = self.write(|state| {
+            state.admit(maintenance::Write::Compact)?;
+            state.compact_and_hash(r)
+        })?;
+        self.note_entry();
+        Ok(resp)
     }
 
     /// Applies fixture puts in order, each as its own revision (as a client's puts would be).

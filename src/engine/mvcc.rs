@@ -308,7 +308,6 @@ impl Store {
     }
 
     /// The changes made at revisions `>= from`, in revision order (history still kept only).
-    #[cfg_attr(not(test), allow(dead_code))] // the watch service's history replay
     pub(crate) fn changes_since(&self, from: i64) -> impl Iterator<Item = &RevisionChanges> {
         let start = self.log.partition_point(|c| c.revision < from);
         self.log.range(start..)
@@ -324,6 +323,61 @@ impl Store {
     #[cfg(test)]
     pub(crate) fn retained_versions(&self) -> usize {
         self.index.values().map(Vec::len).sum()
+    }
+}
+
+/// What a snapshot keeps of a store (see `engine::snapshot`): everything a read or a watch can
+/// still reach.
+impl Store {
+    /// The live pairs older than the compaction point: all that compaction kept of the history
+    /// before it. Everything from the point on is in [`Store::changes_since`].
+    pub(crate) fn compacted_base(&self) -> impl Iterator<Item = &Arc<KeyValue>> {
+        let point = self.compact_revision;
+        self.index
+            .values()
+            .filter_map(|versions| versions.first())
+            .filter(move |v| v.revision < point)
+            .filter_map(|v| v.kv.as_ref())
+    }
+
+    /// Rebuilds a store from what [`Store::compacted_base`] and [`Store::changes_since`] gave
+    /// (the caller checked that revisions increase and stay within `revision`).
+    pub(crate) fn restore(
+        revision: i64,
+        compact_revision: i64,
+        base: Vec<KeyValue>,
+        log: Vec<RevisionChanges>,
+    ) -> Store {
+        let mut index: BTreeMap<Vec<u8>, Vec<Version>> = BTreeMap::new();
+        for kv in base {
+            let kv = Arc::new(kv);
+            index.entry(kv.key.clone()).or_default().push(Version {
+                revision: kv.mod_revision,
+                kv: Some(kv),
+            });
+        }
+        for entry in &log {
+            for change in &entry.changes {
+                let kv = match change {
+                    Change::Put(kv) => Some(Arc::clone(kv)),
+                    Change::Delete { .. } => None,
+                };
+                index
+                    .entry(change.key().to_vec())
+                    .or_default()
+                    .push(Version {
+                        revision: entry.revision,
+                        kv,
+                    });
+            }
+        }
+        Store {
+            revision,
+            compact_revision,
+            index,
+            log: log.into(),
+            writing: None,
+        }
     }
 }
 

@@ -13,6 +13,8 @@ use crate::pb::etcdserverpb::{
     PutResponse, RangeRequest, RangeResponse, RangeStreamResponse, TxnRequest, TxnResponse,
 };
 
+use crate::engine::{put_cost, txn_cost, EtcdError};
+
 use super::Context;
 
 pub(crate) struct KvService {
@@ -33,12 +35,23 @@ impl Kv for KvService {
         &self,
         request: Request<RangeRequest>,
     ) -> Result<Response<RangeResponse>, Status> {
+        // A learner serves only serializable reads: it cannot confirm it is up to date.
+        if !request.get_ref().serializable
+            && self.ctx.engine.is_learner(self.ctx.identity.member_id)
+        {
+            return Err(EtcdError::LearnerNotSupported.into());
+        }
         let mut resp = self.ctx.engine.range(request.get_ref())?;
         self.ctx.identity.fill(&mut resp.header, &self.ctx.engine);
         Ok(Response::new(resp))
     }
 
     async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
+        // The quota comes before validation in etcd, so even an invalid put can get NOSPACE.
+        let cost = put_cost(request.get_ref());
+        self.ctx
+            .engine
+            .check_quota(cost, self.ctx.identity.member_id)?;
         let mut resp = self.ctx.engine.put(request.get_ref())?;
         self.ctx.identity.fill(&mut resp.header, &self.ctx.engine);
         Ok(Response::new(resp))
@@ -54,6 +67,10 @@ impl Kv for KvService {
     }
 
     async fn txn(&self, request: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
+        let cost = txn_cost(request.get_ref());
+        self.ctx
+            .engine
+            .check_quota(cost, self.ctx.identity.member_id)?;
         let mut resp = self.ctx.engine.txn(request.get_ref())?;
         self.ctx.identity.fill(&mut resp.header, &self.ctx.engine);
         Ok(Response::new(resp))

@@ -61,30 +61,6 @@ unimplemented_service!(pb::lease_server::Lease, "etcdserverpb.Lease", {
         lease_leases(pb::LeaseLeasesRequest) -> pb::LeaseLeasesResponse = "LeaseLeases";
 );
 
-unimplemented_service!(pb::cluster_server::Cluster, "etcdserverpb.Cluster", {
-}
-        member_add(pb::MemberAddRequest) -> pb::MemberAddResponse = "MemberAdd";
-        member_remove(pb::MemberRemoveRequest) -> pb::MemberRemoveResponse = "MemberRemove";
-        member_update(pb::MemberUpdateRequest) -> pb::MemberUpdateResponse = "MemberUpdate";
-        member_list(pb::MemberListRequest) -> pb::MemberListResponse = "MemberList";
-        member_promote(pb::MemberPromoteRequest) -> pb::MemberPromoteResponse = "MemberPromote";
-);
-
-unimplemented_service!(pb::maintenance_server::Maintenance, "etcdserverpb.Maintenance", {
-    type SnapshotStream = BoxStream<pb::SnapshotResponse>;
-    async fn snapshot(&self, _: Request<pb::SnapshotRequest>) -> Result<Response<Self::SnapshotStream>, Status> {
-        Err(unimplemented("etcdserverpb.Maintenance", "Snapshot"))
-    }
-}
-        alarm(pb::AlarmRequest) -> pb::AlarmResponse = "Alarm";
-        status(pb::StatusRequest) -> pb::StatusResponse = "Status";
-        defragment(pb::DefragmentRequest) -> pb::DefragmentResponse = "Defragment";
-        hash(pb::HashRequest) -> pb::HashResponse = "Hash";
-        hash_kv(pb::HashKvRequest) -> pb::HashKvResponse = "HashKV";
-        move_leader(pb::MoveLeaderRequest) -> pb::MoveLeaderResponse = "MoveLeader";
-        downgrade(pb::DowngradeRequest) -> pb::DowngradeResponse = "Downgrade";
-);
-
 unimplemented_service!(pb::auth_server::Auth, "etcdserverpb.Auth", {
 }
         auth_enable(pb::AuthEnableRequest) -> pb::AuthEnableResponse = "AuthEnable";
