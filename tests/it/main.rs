@@ -1,8 +1,11 @@
 //! Integration tests: a real etcd client (`etcd-client`) against `TestEtcd` over gRPC.
 
 mod cli;
+mod cluster;
 mod guard;
+mod http;
 mod kv;
+mod maintenance;
 mod raw;
 mod txn;
 
