@@ -78,7 +78,7 @@ impl TestEtcd {
     }
 
     /// The client URL of the server, `http://127.0.0.1:PORT`; in a cluster, the first
-    /// member's.
+    /// member's (`infra1`, the one [`TestEtcdBuilder::listen`] places).
     ///
     /// ```
     /// let etcd = test_etcd::TestEtcd::start();
@@ -107,7 +107,7 @@ impl TestEtcd {
             .collect()
     }
 
-    /// The socket address the server listens on; in a cluster, the first member's.
+    /// The socket address the server listens on; in a cluster, the first member's (`infra1`).
     ///
     /// ```
     /// let etcd = test_etcd::TestEtcd::start();
@@ -324,7 +324,7 @@ impl TestEtcdBuilder {
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let etcd = test_etcd::TestEtcd::builder().members(3).start()?;
     /// let mut client = etcd_client::Client::connect(etcd.endpoints(), None).await?;
-    /// assert_eq!(client.member_list(None).await?.members().len(), 3);
+    /// assert_eq!(client.member_list().await?.members().len(), 3);
     /// # Ok(())
     /// # }
     /// ```
@@ -339,8 +339,13 @@ impl TestEtcdBuilder {
     /// if it does not parse.
     ///
     /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let etcd = test_etcd::TestEtcd::builder().version("3.6.5").start()?;
-    /// # Ok::<(), test_etcd::Error>(())
+    /// let mut client = etcd_client::Client::connect(etcd.endpoints(), None).await?;
+    /// assert_eq!(client.status().await?.version(), "3.6.5");
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn version(mut self, version: impl Into<String>) -> Self {
         self.version = Some(version.into());
@@ -353,8 +358,17 @@ impl TestEtcdBuilder {
     /// shrinks it to what compaction left.
     ///
     /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let etcd = test_etcd::TestEtcd::builder().quota_backend_bytes(64 * 1024).start()?;
-    /// # Ok::<(), test_etcd::Error>(())
+    /// let mut client = etcd_client::Client::connect(etcd.endpoints(), None).await?;
+    ///
+    /// // 20 KiB of a fresh store plus this put reach the quota.
+    /// let err = client.put("big", vec![0u8; 50_000], None).await.unwrap_err();
+    ///
+    /// assert!(err.to_string().contains("etcdserver: mvcc: database space exceeded"));
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn quota_backend_bytes(mut self, bytes: u64) -> Self {
         self.limits.quota_backend_bytes = bytes;
