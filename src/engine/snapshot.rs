@@ -134,6 +134,15 @@ fn check(image: &Image) -> Result<(), SnapshotError> {
             "a pair before the compaction point is not before it",
         ));
     }
+    // The store keeps one version per key below the point, and relies on key order.
+    if image.base.windows(2).any(|w| w[0].key >= w[1].key) {
+        return Err(corrupt(
+            "pairs before the compaction point are not in key order",
+        ));
+    }
+    if image.leases.iter().any(|l| l.id <= 0) {
+        return Err(corrupt("a lease ID is not positive"));
+    }
     let mut last = image.compact_revision.max(1) - 1;
     for entry in &image.history {
         if entry.revision <= last || entry.revision > image.revision {
