@@ -23,4 +23,22 @@ pub enum Error {
     /// The server's thread or runtime could not be started.
     #[error("cannot start the server: {0}")]
     Start(#[source] std::io::Error),
+    /// The version given to [`TestEtcdBuilder::version`](crate::TestEtcdBuilder::version) is
+    /// not `MAJOR.MINOR.PATCH`.
+    #[error("invalid etcd version {0:?}: expected MAJOR.MINOR.PATCH, e.g. 3.7.2")]
+    Version(String),
+    /// The snapshot given to
+    /// [`TestEtcdBuilder::restore_snapshot`](crate::TestEtcdBuilder::restore_snapshot) cannot
+    /// be restored.
+    #[error("cannot restore the snapshot: {0}")]
+    Snapshot(String),
+    /// [`TestEtcd::start_member`](crate::TestEtcd::start_member) was asked to start a member
+    /// that is not in the cluster, or that serves already.
+    #[error("member {id:x} cannot start: {reason}")]
+    Member {
+        /// The member ID asked for.
+        id: u64,
+        /// Why it cannot start.
+        reason: &'static str,
+    },
 }

@@ -76,6 +76,16 @@
 //! # Ok::<(), test_etcd::Error>(())
 //! ```
 //!
+//! # Clusters, maintenance and HTTP
+//!
+//! [`TestEtcdBuilder::members`] simulates a cluster whose members each have their own endpoint
+//! over the same data; MemberAdd, [`TestEtcd::start_member`], MemberPromote and MemberRemove
+//! work as etcd's member workflow does. The Maintenance service answers as etcd's (Status,
+//! alarms with their effects, the space quota of [`TestEtcdBuilder::quota_backend_bytes`],
+//! Hash, HashKV, Defragment, MoveLeader, Downgrade); Snapshot streams our own format, which
+//! [`TestEtcdBuilder::restore_snapshot`] restores. Every endpoint also answers etcd's HTTP
+//! `/health`, `/livez`, `/readyz`, `/version` and `/metrics` on the same port.
+//!
 //! # Runtimes
 //!
 //! Each server runs on its own thread and runtime. [`TestEtcd::start`] is a plain function: call

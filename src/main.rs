@@ -18,6 +18,7 @@ flags (etcd's names; --flag=value or --flag value):
   --name NAME                  member name (default \"default\")
   --max-request-bytes N        largest write request (default 1572864)
   --max-txn-ops N              most operations per txn (default 128)
+  --quota-backend-bytes N      backend size that raises NOSPACE (default 2 GiB)
   --fixture FILE               seed from a JSON fixture; repeat to layer several (not an etcd flag)
   -h, --help                   this text
 ";
@@ -54,6 +55,7 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Options>, Stri
             "name",
             "max-request-bytes",
             "max-txn-ops",
+            "quota-backend-bytes",
             "fixture",
         ];
         if !known.contains(&name.as_str()) {
@@ -73,6 +75,9 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Options>, Stri
                 builder = builder.max_request_bytes(parse_number(&name, &value)?)
             }
             "max-txn-ops" => builder = builder.max_txn_ops(parse_number(&name, &value)?),
+            "quota-backend-bytes" => {
+                builder = builder.quota_backend_bytes(parse_number(&name, &value)? as u64)
+            }
             _ => builder = builder.fixture(absolute(&value)),
         }
     }

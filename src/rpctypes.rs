@@ -38,6 +38,26 @@ impl From<EtcdError> for Status {
                 Code::OutOfRange
             }
             EtcdError::LeaseExists => Code::FailedPrecondition,
+            EtcdError::NoSpace => Code::ResourceExhausted,
+            EtcdError::Corrupt => Code::DataLoss,
+            EtcdError::NotLeader
+            | EtcdError::BadLeaderTransferee
+            | EtcdError::DowngradeInProgress
+            | EtcdError::PeerUrlExists
+            | EtcdError::TooManyLearners
+            | EtcdError::MemberIdExists
+            | EtcdError::NotLearner
+            | EtcdError::LearnerNotReady
+            | EtcdError::LearnerNotSupported => Code::FailedPrecondition,
+            EtcdError::WrongDowngradeVersionFormat
+            | EtcdError::InvalidDowngradeTarget
+            | EtcdError::InvalidMemberUrls => Code::InvalidArgument,
+            EtcdError::MemberNotFound => Code::NotFound,
+            EtcdError::Unhealthy => Code::Unavailable,
+            // etcd 3.7.2 leaves these out of its table, so they reach the client as Unknown.
+            EtcdError::LeaderTransferTimeout
+            | EtcdError::UnknownMethod
+            | EtcdError::NotEnoughStartedMembers => Code::Unknown,
         };
         Status::new(code, err.to_string())
     }

@@ -3,12 +3,13 @@
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::engine::{Clock, Engine, Limits};
+use crate::engine::{Clock, Engine, Limits, StartRefusal, Version};
 use crate::error::Error;
 use crate::fixture::{self, FixtureSource};
-use crate::server::{Context, Identity, Running, DEFAULT_PROGRESS_INTERVAL};
+use crate::server::{Context, Identity, Metrics, Running, DEFAULT_PROGRESS_INTERVAL};
 
 /// An etcd-compatible server for one test. It listens on a free loopback port from
 /// [`start`](TestEtcd::start) until it is dropped; dropping it closes every connection and stream
@@ -26,8 +27,11 @@ use crate::server::{Context, Identity, Running, DEFAULT_PROGRESS_INTERVAL};
 pub struct TestEtcd {
     running: Running,
     engine: Engine,
-    /// What the server was started with, for forks.
-    ctx: Context,
+    /// The first member's address (the one `listen` chose).
+    addr: SocketAddr,
+    limits: Limits,
+    metrics: Arc<Metrics>,
+    progress_interval: Duration,
 }
 
 impl fmt::Debug for TestEtcd {
@@ -75,34 +79,163 @@ impl TestEtcd {
         TestEtcdBuilder::default()
     }
 
-    /// The client URL of the server, `http://127.0.0.1:PORT`.
+    /// The client URL of the server, `http://127.0.0.1:PORT`; in a cluster, the first
+    /// member's (`infra1`, the one [`TestEtcdBuilder::listen`] places).
     ///
     /// ```
     /// let etcd = test_etcd::TestEtcd::start();
     /// assert_eq!(etcd.endpoint(), format!("http://{}", etcd.addr()));
     /// ```
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.running.addr())
+        format!("http://{}", self.addr)
     }
 
-    /// The client URLs, in the form `etcd_client::Client::connect` takes.
+    /// The client URLs of every member serving now (in member ID order), in the form
+    /// `etcd_client::Client::connect` takes. A removed member's is gone; a started one's
+    /// is added.
     ///
     /// ```
-    /// let etcd = test_etcd::TestEtcd::start();
-    /// assert_eq!(etcd.endpoints(), vec![etcd.endpoint()]);
+    /// let etcd = test_etcd::TestEtcd::builder().members(3).start()?;
+    /// assert_eq!(etcd.endpoints().len(), 3);
+    /// assert!(etcd.endpoints().contains(&etcd.endpoint()));
+    /// # Ok::<(), test_etcd::Error>(())
     /// ```
     pub fn endpoints(&self) -> Vec<String> {
-        vec![self.endpoint()]
+        self.running
+            .endpoints()
+            .addrs()
+            .into_iter()
+            .map(|addr| format!("http://{addr}"))
+            .collect()
     }
 
-    /// The socket address the server listens on.
+    /// The socket address the server listens on; in a cluster, the first member's (`infra1`).
     ///
     /// ```
     /// let etcd = test_etcd::TestEtcd::start();
     /// assert!(etcd.addr().ip().is_loopback());
     /// ```
     pub fn addr(&self) -> SocketAddr {
-        self.running.addr()
+        self.addr
+    }
+
+    /// Starts a member that MemberAdd added, as a real node joining the cluster would: it
+    /// gets `name` and an endpoint of its own serving the same data, and shows as started in
+    /// MemberList (so a learner can then be promoted). Returns its client URL.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let etcd = test_etcd::TestEtcd::start();
+    /// let mut client = etcd_client::Client::connect(etcd.endpoints(), None).await?;
+    /// let options = etcd_client::MemberAddOptions::new().with_is_learner();
+    /// let added = client.member_add(["http://10.0.0.2:2380"], Some(options)).await?;
+    /// let id = added.member().map(|m| m.id()).unwrap_or_default();
+    ///
+    /// let url = etcd.start_member(id, "node-2")?;
+    ///
+    /// assert!(etcd.endpoints().contains(&url));
+    /// client.member_promote(id).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn start_member(&self, id: u64, name: &str) -> Result<String, Error> {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        let listener = TcpListener::bind(addr).map_err(|source| Error::Bind { addr, source })?;
+        let addr = listener.local_addr().map_err(Error::Start)?;
+        let url = format!("http://{addr}");
+        self.engine
+            .start_member(id, name, url.clone())
+            .map_err(|refusal| Error::Member {
+                id,
+                reason: match refusal {
+                    StartRefusal::Unknown => "not a member of the cluster",
+                    StartRefusal::AlreadyStarted => "it serves already",
+                },
+            })?;
+        let ctx = context(
+            &self.engine,
+            &self.running,
+            self.limits,
+            &self.metrics,
+            self.progress_interval,
+            id,
+        );
+        self.running.serve(listener, ctx).map_err(Error::Start)?;
+        Ok(url)
+    }
+
+    /// Moves the server's clock forward by `by`, then expires every lease whose deadline it
+    /// passed: when this returns, their keys are deleted (each lease's in one revision, which
+    /// watchers see as DELETE events). Nothing sleeps, so a test of a 60 s TTL takes no time.
+    ///
+    /// Meant for a server built with [`TestEtcdBuilder::manual_clock`], whose clock moves only
+    /// when advanced. On the default real clock it jumps time ahead, which keeps running.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// // Arrange: a key on a 10 s lease.
+    /// let etcd = test_etcd::TestEtcd::builder().manual_clock().start()?;
+    /// let mut client = etcd_client::Client::connect(etcd.endpoints(), None).await?;
+    /// let lease = client.lease_grant(10, None).await?.id();
+    /// let put = etcd_client::PutOptions::new().with_lease(lease);
+    /// client.put("/session", "me", Some(put)).await?;
+    ///
+    /// // Act and assert: the key lives until the TTL has passed, not a moment longer.
+    /// etcd.advance(Duration::from_millis(9_999));
+    /// assert_eq!(etcd.get("/session").as_deref(), Some("me"));
+    /// etcd.advance(Duration::from_millis(1));
+    /// assert_eq!(etcd.get("/session"), None);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn advance(&self, by: Duration) {
+        self.engine.advance(by);
+    }
+    /// A new, independent server with this one's state: every key with its retained history,
+    /// the revision, the compaction point, leases with their deadlines, and auth. Writes to
+    /// either never show in the other. The store is shared structurally until written, so a fork
+    /// of a server with 100,000 keys costs about what a fork of an empty one does: load a big
+    /// fixture once, fork it per test. The fork has as many members as this server serves, on
+    /// new ports.
+    ///
+    /// ```
+    /// let seed = test_etcd::TestEtcd::builder().fixture_str(r#"{"k": "v"}"#).start()?;
+    /// let fork = seed.fork()?;
+    /// assert_eq!(fork.get("k").as_deref(), Some("v"));
+    /// assert_ne!(fork.endpoint(), seed.endpoint());
+    /// # Ok::<(), test_etcd::Error>(())
+    /// ```
+    pub fn fork(&self) -> Result<TestEtcd, Error> {
+        let engine = self.engine.fork();
+        let members = self.running.endpoints().addrs().len().max(1);
+        let version = engine.cluster_view().version;
+        let any = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        launch(
+            engine,
+            members,
+            any,
+            version,
+            self.limits,
+            self.progress_interval,
+        )
+    }
+
+    /// The state as a snapshot in test-etcd's own format (not etcd's bbolt file): the same
+    /// bytes as the data messages of the Snapshot RPC, which
+    /// [`TestEtcdBuilder::restore_snapshot`] restores.
+    ///
+    /// ```
+    /// let etcd = test_etcd::TestEtcd::builder().fixture_str(r#"{"k": "v"}"#).start()?;
+    /// let copy = test_etcd::TestEtcd::builder().restore_snapshot(etcd.snapshot()).start()?;
+    /// assert_eq!(copy.get("k").as_deref(), Some("v"));
+    /// assert_eq!(copy.revision(), etcd.revision());
+    /// # Ok::<(), test_etcd::Error>(())
+    /// ```
+    pub fn snapshot(&self) -> Vec<u8> {
+        self.engine.snapshot()
     }
 
     /// The current value of `key` as UTF-8 text (lossy), read directly from the server's state
@@ -141,64 +274,6 @@ impl TestEtcd {
         self.engine.revision()
     }
 
-    /// A new, independent server with this one's state: every key with its retained history,
-    /// the revision and the compaction point. Writes to either never show in the other. The
-    /// state is shared structurally until written, so a fork of a server with 100,000 keys costs
-    /// about what a fork of an empty one does: load a big fixture once, fork it per test.
-    ///
-    /// ```
-    /// let seed = test_etcd::TestEtcd::builder().fixture_str(r#"{"k": "v"}"#).start()?;
-    /// let fork = seed.fork()?;
-    /// assert_eq!(fork.get("k").as_deref(), Some("v"));
-    /// assert_ne!(fork.endpoint(), seed.endpoint());
-    /// # Ok::<(), test_etcd::Error>(())
-    /// ```
-    pub fn fork(&self) -> Result<TestEtcd, Error> {
-        let engine = self.engine.fork();
-        let ctx = Context {
-            engine: engine.clone(),
-            ..self.ctx.clone()
-        };
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-        let listener = TcpListener::bind(addr).map_err(|source| Error::Bind { addr, source })?;
-        let running = Running::start(listener, ctx.clone()).map_err(Error::Start)?;
-        Ok(TestEtcd {
-            running,
-            engine,
-            ctx,
-        })
-    }
-
-    /// Moves the server's clock forward by `by`, then expires every lease whose deadline it
-    /// passed: when this returns, their keys are deleted (each lease's in one revision, which
-    /// watchers see as DELETE events). Nothing sleeps, so a test of a 60 s TTL takes no time.
-    ///
-    /// Meant for a server built with [`TestEtcdBuilder::manual_clock`], whose clock moves only
-    /// when advanced. On the default real clock it jumps time ahead, which keeps running.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// // Arrange: a key on a 10 s lease.
-    /// let etcd = test_etcd::TestEtcd::builder().manual_clock().start()?;
-    /// let mut client = etcd_client::Client::connect(etcd.endpoints(), None).await?;
-    /// let lease = client.lease_grant(10, None).await?.id();
-    /// let put = etcd_client::PutOptions::new().with_lease(lease);
-    /// client.put("/session", "me", Some(put)).await?;
-    ///
-    /// // Act and assert: the key lives until the TTL has passed, not a moment longer.
-    /// etcd.advance(Duration::from_millis(9_999));
-    /// assert_eq!(etcd.get("/session").as_deref(), Some("me"));
-    /// etcd.advance(Duration::from_millis(1));
-    /// assert_eq!(etcd.get("/session"), None);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn advance(&self, by: Duration) {
-        self.engine.advance(by);
-    }
-
     /// Stops the server now; the same as dropping it, spelled out.
     ///
     /// ```
@@ -213,25 +288,35 @@ impl TestEtcd {
 }
 
 /// Configures a [`TestEtcd`] before it starts. Made by [`TestEtcd::builder`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Default, Clone)]
 #[must_use = "a builder does nothing until `.start()` is called"]
 pub struct TestEtcdBuilder {
     fixtures: Vec<FixtureSource>,
     limits: Limits,
     addr: Option<SocketAddr>,
-    progress_interval: Duration,
+    members: Option<usize>,
+    version: Option<String>,
+    snapshot: Option<Vec<u8>>,
+    progress_interval: Option<Duration>,
     manual_clock: bool,
 }
 
-impl Default for TestEtcdBuilder {
-    fn default() -> Self {
-        TestEtcdBuilder {
-            fixtures: Vec::new(),
-            limits: Limits::default(),
-            addr: None,
-            progress_interval: DEFAULT_PROGRESS_INTERVAL,
-            manual_clock: false,
-        }
+/// The services of member `id`, for its endpoint.
+fn context(
+    engine: &Engine,
+    running: &Running,
+    limits: Limits,
+    metrics: &Arc<Metrics>,
+    progress_interval: Duration,
+    id: u64,
+) -> Context {
+    Context {
+        engine: engine.clone(),
+        identity: Identity::new(id, engine.clone()),
+        max_message_bytes: limits.max_message_bytes(),
+        endpoints: running.endpoints().clone(),
+        metrics: Arc::clone(metrics),
+        progress_interval,
     }
 }
 
@@ -300,6 +385,84 @@ impl TestEtcdBuilder {
         self
     }
 
+    /// Simulates a cluster of `n` members (1 by default; 0 counts as 1). Each member has its
+    /// own ID, name (`infra1`, `infra2`, ...), peer URL and loopback endpoint, all serving the
+    /// same data; MemberList shows them all and [`TestEtcd::endpoints`] returns every
+    /// endpoint. The first member is the leader.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let etcd = test_etcd::TestEtcd::builder().members(3).start()?;
+    /// let mut client = etcd_client::Client::connect(etcd.endpoints(), None).await?;
+    /// assert_eq!(client.member_list().await?.members().len(), 3);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn members(mut self, n: usize) -> Self {
+        self.members = Some(n.max(1));
+        self
+    }
+
+    /// The etcd version the server reports (Status, `/version`, `/metrics`), `MAJOR.MINOR.PATCH`;
+    /// 3.7.2 by default. The cluster and storage versions follow as `MAJOR.MINOR.0`, and
+    /// Downgrade accepts the minor release before it. Starting fails with [`Error::Version`]
+    /// if it does not parse.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let etcd = test_etcd::TestEtcd::builder().version("3.6.5").start()?;
+    /// let mut client = etcd_client::Client::connect(etcd.endpoints(), None).await?;
+    /// assert_eq!(client.status().await?.version(), "3.6.5");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = Some(version.into());
+        self
+    }
+
+    /// The backend size at which writes are refused with NOSPACE (etcd's
+    /// `--quota-backend-bytes`, 2 GiB by default). The backend size is modelled: a fresh store
+    /// takes 20 KiB and every put adds 256 bytes plus its key and value, until Defragment
+    /// shrinks it to what compaction left.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let etcd = test_etcd::TestEtcd::builder().quota_backend_bytes(64 * 1024).start()?;
+    /// let mut client = etcd_client::Client::connect(etcd.endpoints(), None).await?;
+    ///
+    /// // 20 KiB of a fresh store plus this put reach the quota.
+    /// let err = client.put("big", vec![0u8; 50_000], None).await.unwrap_err();
+    ///
+    /// assert!(err.to_string().contains("etcdserver: mvcc: database space exceeded"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn quota_backend_bytes(mut self, bytes: u64) -> Self {
+        self.limits.quota_backend_bytes = bytes;
+        self
+    }
+
+    /// Starts from a snapshot taken with [`TestEtcd::snapshot`] or the Snapshot RPC (the
+    /// blobs of every message concatenated, with or without the SHA-256 trailer): the same
+    /// keys, revisions, history, compaction point and leases. Fixtures apply on top of it.
+    /// Starting fails with [`Error::Snapshot`] for anything else, etcd's own snapshots
+    /// included.
+    ///
+    /// ```
+    /// let etcd = test_etcd::TestEtcd::builder().fixture_str(r#"{"a": "1"}"#).start()?;
+    /// let copy = test_etcd::TestEtcd::builder().restore_snapshot(etcd.snapshot()).start()?;
+    /// assert_eq!(copy.get("a").as_deref(), Some("1"));
+    /// # Ok::<(), test_etcd::Error>(())
+    /// ```
+    pub fn restore_snapshot(mut self, snapshot: impl Into<Vec<u8>>) -> Self {
+        self.snapshot = Some(snapshot.into());
+        self
+    }
+
     /// How often a watcher created with `progress_notify` gets a progress notification when no
     /// event reached it (etcd's `--watch-progress-notify-interval`, 10 minutes by default).
     ///
@@ -313,20 +476,7 @@ impl TestEtcdBuilder {
     /// ```
     pub fn watch_progress_notify_interval(mut self, interval: Duration) -> Self {
         // tokio's interval refuses zero; etcd's minimum is 100 ms anyway.
-        self.progress_interval = interval.max(Duration::from_millis(1));
-        self
-    }
-
-    /// Listens on `addr` instead of a free loopback port. Starting fails with
-    /// [`Error::Bind`] if the address is taken.
-    ///
-    /// ```
-    /// let etcd = test_etcd::TestEtcd::builder().listen("127.0.0.1:0".parse().unwrap()).start()?;
-    /// assert!(etcd.addr().port() != 0);
-    /// # Ok::<(), test_etcd::Error>(())
-    /// ```
-    pub fn listen(mut self, addr: SocketAddr) -> Self {
-        self.addr = Some(addr);
+        self.progress_interval = Some(interval.max(Duration::from_millis(1)));
         self
     }
 
@@ -353,6 +503,18 @@ impl TestEtcdBuilder {
         self.manual_clock = true;
         self
     }
+    /// Listens on `addr` instead of a free loopback port. Starting fails with
+    /// [`Error::Bind`] if the address is taken.
+    ///
+    /// ```
+    /// let etcd = test_etcd::TestEtcd::builder().listen("127.0.0.1:0".parse().unwrap()).start()?;
+    /// assert!(etcd.addr().port() != 0);
+    /// # Ok::<(), test_etcd::Error>(())
+    /// ```
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.addr = Some(addr);
+        self
+    }
 
     /// Loads the fixtures, binds the port and starts serving. Returns once the server accepts
     /// connections.
@@ -363,37 +525,104 @@ impl TestEtcdBuilder {
     /// # Ok::<(), test_etcd::Error>(())
     /// ```
     pub fn start(self) -> Result<TestEtcd, Error> {
+        let version = match &self.version {
+            None => Version::DEFAULT,
+            Some(text) => {
+                Version::parse(text, false).ok_or_else(|| Error::Version(text.clone()))?
+            }
+        };
         let clock = if self.manual_clock {
             Clock::manual()
         } else {
             Clock::real()
         };
         let engine = Engine::with_clock(self.limits, clock);
+        if let Some(snapshot) = &self.snapshot {
+            engine
+                .restore(snapshot)
+                .map_err(|err| Error::Snapshot(err.to_string()))?;
+        }
         for source in &self.fixtures {
             seed(&engine, fixture::load(source)?);
         }
-        // Bind now and keep the socket: picking a free port to bind later would race with
-        // other tests doing the same.
-        let addr = self
+        let first = self
             .addr
             .unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
-        let listener = TcpListener::bind(addr).map_err(|source| Error::Bind { addr, source })?;
-        let ctx = Context {
-            engine: engine.clone(),
-            identity: Identity::default(),
-            max_message_bytes: self.limits.max_message_bytes(),
-            progress_interval: self.progress_interval,
-        };
-        let running = Running::start(listener, ctx.clone()).map_err(Error::Start)?;
-        Ok(TestEtcd {
-            running,
+        let progress = self.progress_interval.unwrap_or(DEFAULT_PROGRESS_INTERVAL);
+        launch(
             engine,
-            ctx,
-        })
+            self.members.unwrap_or(1),
+            first,
+            version,
+            self.limits,
+            progress,
+        )
     }
 }
 
-/// Grants a fixture's leases, then applies its puts attached to them.
+/// Binds a listener per member (the first on `first`), sets up the cluster and serves every
+/// member of `engine` on a new server thread.
+fn launch(
+    engine: Engine,
+    members: usize,
+    first: SocketAddr,
+    version: Version,
+    limits: Limits,
+    progress_interval: Duration,
+) -> Result<TestEtcd, Error> {
+    // Bind now and keep the sockets: picking free ports to bind later would race with
+    // other tests doing the same.
+    let mut listeners = Vec::new();
+    for i in 0..members {
+        let addr = if i == 0 {
+            first
+        } else {
+            SocketAddr::from((Ipv4Addr::LOCALHOST, 0))
+        };
+        let listener = TcpListener::bind(addr).map_err(|source| Error::Bind { addr, source })?;
+        let addr = listener.local_addr().map_err(Error::Start)?;
+        listeners.push((listener, addr));
+    }
+    let urls = listeners
+        .iter()
+        .map(|(_, a)| format!("http://{a}"))
+        .collect();
+    engine.bootstrap_cluster(urls, version);
+    let running = Running::start().map_err(Error::Start)?;
+    running.run_expiry(engine.clone());
+    let metrics = Arc::new(Metrics::default());
+    // The member the builder's `listen` address went to: the first bound.
+    let first_bound = listeners.first().map_or(first, |(_, addr)| *addr);
+    for member in engine.members() {
+        // Members are listed by ID; each serves on the listener its client URL names.
+        let url = member.client_ur_ls.first().cloned().unwrap_or_default();
+        let Some(at) = listeners
+            .iter()
+            .position(|(_, a)| format!("http://{a}") == url)
+        else {
+            continue;
+        };
+        let (listener, _) = listeners.swap_remove(at);
+        let ctx = context(
+            &engine,
+            &running,
+            limits,
+            &metrics,
+            progress_interval,
+            member.id,
+        );
+        running.serve(listener, ctx).map_err(Error::Start)?;
+    }
+    Ok(TestEtcd {
+        running,
+        engine,
+        addr: first_bound,
+        limits,
+        metrics,
+        progress_interval,
+    })
+}
+
 fn seed(engine: &Engine, fixture: fixture::Fixture) {
     // The schema allows only TTLs etcd grants, and an ID taken by an earlier fixture is the same
     // lease, so granting cannot fail; a lease that did would leave its keys unattached.

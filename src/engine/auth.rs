@@ -143,7 +143,6 @@ impl AuthStore {
     }
 
     /// A token is needed, nothing more (LeaseGrant, Status, MemberList ...).
-    #[allow(dead_code)] // the lease, cluster and maintenance services check this
     pub(crate) fn check_token(&self, caller: &Caller) -> Result<(), EtcdError> {
         match caller {
             Caller::Nobody => Err(EtcdError::UserEmpty),

@@ -66,4 +66,43 @@ pub(crate) enum EtcdError {
     LeaseExists,
     #[error("etcdserver: too large lease TTL")]
     LeaseTtlTooLarge,
+    // Maintenance and Cluster (spec: etcd-lease-auth-maint.md §3, §4).
+    #[error("etcdserver: mvcc: database space exceeded")]
+    NoSpace,
+    #[error("etcdserver: corrupt cluster")]
+    Corrupt,
+    #[error("etcdserver: not leader")]
+    NotLeader,
+    #[error("etcdserver: bad leader transferee")]
+    BadLeaderTransferee,
+    #[error("etcdserver: request timed out, leader transfer took too long")]
+    LeaderTransferTimeout,
+    #[error("etcdserver: wrong downgrade target version format")]
+    WrongDowngradeVersionFormat,
+    #[error("etcdserver: invalid downgrade target version")]
+    InvalidDowngradeTarget,
+    #[error("etcdserver: cluster has a downgrade job in progress")]
+    DowngradeInProgress,
+    #[error("etcdserver: unknown method")]
+    UnknownMethod,
+    #[error("etcdserver: given member URLs are invalid")]
+    InvalidMemberUrls,
+    #[error("etcdserver: re-configuration failed due to not enough started members")]
+    NotEnoughStartedMembers,
+    #[error("etcdserver: unhealthy cluster")]
+    Unhealthy,
+    #[error("etcdserver: Peer URLs already exists")]
+    PeerUrlExists,
+    #[error("etcdserver: too many learner members in cluster")]
+    TooManyLearners,
+    #[error("etcdserver: member not found")]
+    MemberNotFound,
+    #[error("etcdserver: member ID already exist")]
+    MemberIdExists,
+    #[error("etcdserver: can only promote a learner member")]
+    NotLearner,
+    #[error("etcdserver: can only promote a learner member which is in sync with leader")]
+    LearnerNotReady,
+    #[error("etcdserver: rpc not supported for learner")]
+    LearnerNotSupported,
 }

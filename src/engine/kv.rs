@@ -17,6 +17,7 @@ use crate::pb::mvccpb::KeyValue;
 
 use super::error::EtcdError;
 use super::lessor::Lessor;
+use super::maintenance::Maintenance;
 use super::mvcc::{KeyRange, Store};
 
 /// The state the KV operations work on.
@@ -24,6 +25,8 @@ use super::mvcc::{KeyRange, Store};
 pub(crate) struct KvState {
     pub(crate) store: Store,
     pub(crate) lessor: Lessor,
+    /// Alarms and the backend size model (`maintenance.rs`).
+    pub(crate) maintenance: Maintenance,
 }
 
 fn header(revision: i64) -> Option<ResponseHeader> {

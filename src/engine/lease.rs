@@ -121,13 +121,19 @@ impl Engine {
         r: &LeaseGrantRequest,
     ) -> Result<LeaseGrantResponse, EtcdError> {
         let now = self.clock().now();
-        let resp = self.write(|state| state.lease_grant(r, now))?;
+        let resp = self.write(|state| {
+            state.admit(super::maintenance::Write::LeaseGrant)?;
+            state.lease_grant(r, now)
+        })?;
         self.leases_changed();
         Ok(resp)
     }
 
     pub(crate) fn lease_revoke(&self, id: i64) -> Result<LeaseRevokeResponse, EtcdError> {
-        let resp = self.write(|state| state.lease_revoke(id))?;
+        let resp = self.write(|state| {
+            state.admit(super::maintenance::Write::LeaseRevoke)?;
+            state.lease_revoke(id)
+        })?;
         self.leases_changed();
         Ok(resp)
     }

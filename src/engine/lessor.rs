@@ -172,6 +172,11 @@ impl Lessor {
         self.leases.get(&id)
     }
 
+    /// Every granted lease, in no particular order.
+    pub(crate) fn leases(&self) -> impl Iterator<Item = &Lease> {
+        self.leases.values()
+    }
+
     /// Attaches `key` to lease `id` (no-op for a lease that does not exist).
     pub(crate) fn attach(&mut self, id: i64, key: &[u8]) {
         if let Some(lease) = self.leases.get_mut(&id) {

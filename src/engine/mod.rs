@@ -4,12 +4,15 @@
 
 mod auth;
 mod clock;
+mod cluster;
 mod error;
 mod history;
 mod kv;
 mod lease;
 mod lessor;
+mod maintenance;
 mod mvcc;
+mod snapshot;
 mod validate;
 mod watch;
 
@@ -24,10 +27,13 @@ use crate::pb::etcdserverpb::{
 
 pub(crate) use auth::{Access, AuthStore, Caller};
 pub(crate) use clock::Clock;
+pub(crate) use cluster::{StartRefusal, Version};
 pub(crate) use error::EtcdError;
 use kv::KvState;
 pub(crate) use lease::run_expiry;
+pub(crate) use maintenance::{put_cost, txn_cost, LEASE_GRANT_COST};
 pub(crate) use mvcc::{Change, KeyRange};
+pub(crate) use snapshot::trailer as snapshot_trailer;
 pub(crate) use watch::{RevisionEvents, WatchFilter, WatchRead};
 
 /// Request limits, etcd's defaults unless the builder changes them.
@@ -37,6 +43,8 @@ pub(crate) struct Limits {
     pub(crate) max_request_bytes: usize,
     /// Most operations per txn level, etcd's `--max-txn-ops`.
     pub(crate) max_txn_ops: usize,
+    /// The backend size at which writes get NOSPACE, etcd's `--quota-backend-bytes`.
+    pub(crate) quota_backend_bytes: u64,
 }
 
 impl Default for Limits {
@@ -44,6 +52,7 @@ impl Default for Limits {
         Limits {
             max_request_bytes: 1_572_864,
             max_txn_ops: 128,
+            quota_backend_bytes: maintenance::DEFAULT_QUOTA,
         }
     }
 }
@@ -80,6 +89,8 @@ struct Shared {
     clock: Clock,
     /// Wakes the lease expiry task when deadlines may have moved.
     leases_changed: tokio::sync::Notify,
+    /// Members, leader, term and version (`cluster.rs`); never locked together with `state`.
+    cluster: Mutex<cluster::Cluster>,
 }
 
 impl Engine {
@@ -99,6 +110,7 @@ impl Engine {
                 revisions: tokio::sync::watch::Sender::new(1),
                 clock,
                 leases_changed: tokio::sync::Notify::new(),
+                cluster: Mutex::new(cluster::Cluster::default()),
             }),
         }
     }
@@ -125,6 +137,7 @@ impl Engine {
                 revisions: tokio::sync::watch::Sender::new(revision),
                 clock: self.shared.clock.fork(),
                 leases_changed: tokio::sync::Notify::new(),
+                cluster: Mutex::new(self.cluster().clone()),
             }),
         }
     }
@@ -185,6 +198,52 @@ impl Engine {
         })
     }
 
+    /// Whether `caller` may act on lease `id`: a token is needed, and a user without the root
+    /// role needs `access` to every key attached to the lease.
+    pub(crate) fn authorize_lease(
+        &self,
+        caller: &Caller,
+        id: i64,
+        access: Access,
+    ) -> Result<(), EtcdError> {
+        self.authorize_leases(caller, Some(id), access)
+    }
+
+    /// The same for every lease (LeaseLeases), or one lease.
+    pub(crate) fn authorize_leases(
+        &self,
+        caller: &Caller,
+        only: Option<i64>,
+        access: Access,
+    ) -> Result<(), EtcdError> {
+        if matches!(caller, Caller::Anyone) {
+            return Ok(());
+        }
+        self.auth(|auth| auth.check_token(caller))?;
+        if self.auth(|auth| auth.check_admin(caller)).is_ok() {
+            return Ok(());
+        }
+        let keys: Vec<Vec<u8>> = {
+            let state = self.state();
+            match only {
+                Some(id) => state
+                    .lessor
+                    .get(id)
+                    .map(|l| l.keys.iter().cloned().collect())
+                    .unwrap_or_default(),
+                None => state
+                    .lessor
+                    .leases()
+                    .flat_map(|l| l.keys.iter().cloned())
+                    .collect(),
+            }
+        };
+        self.auth(|auth| {
+            keys.iter()
+                .try_for_each(|key| auth.check_range(caller, key, &[], access))
+        })
+    }
+
     /// Whether `caller` may run this DeleteRange.
     pub(crate) fn authorize_delete(
         &self,
@@ -229,6 +288,9 @@ impl Engine {
             let before = state.store.revision();
             let result = f(&mut state);
             let after = state.store.revision();
+            if after != before {
+                state.account_growth(after);
+            }
             (result, (after != before).then_some(after))
         };
         // Published outside the lock, so that woken watchers can take it at once.
@@ -300,7 +362,10 @@ impl Engine {
         validate::put(r)?;
         self.check_proposal_size(r)?;
         self.authorize_put(caller, r)?;
-        self.write(|state| state.put(r))
+        self.write(|state| {
+            state.admit(maintenance::Write::Put)?;
+            state.put(r)
+        })
     }
 
     #[allow(dead_code)] // for requests made on the server's own behalf
@@ -319,7 +384,10 @@ impl Engine {
         validate::delete_range(r)?;
         self.check_proposal_size(r)?;
         self.authorize_delete(caller, r)?;
-        Ok(self.write(|state| state.delete_range(r)))
+        self.write(|state| {
+            state.admit(maintenance::Write::Delete)?;
+            Ok(state.delete_range(r))
+        })
     }
 
     #[allow(dead_code)] // for requests made on the server's own behalf
@@ -333,11 +401,19 @@ impl Engine {
             self.check_proposal_size(r)?;
         }
         self.authorize_txn(caller, r)?;
-        self.write(|state| state.txn(r))
+        self.write(|state| {
+            state.admit(maintenance::Write::Txn(r))?;
+            state.txn(r)
+        })
     }
 
     pub(crate) fn compact(&self, r: &CompactionRequest) -> Result<CompactionResponse, EtcdError> {
-        self.write(|state| state.compact(r))
+        let resp = self.write(|state| {
+            state.admit(maintenance::Write::Compact)?;
+            state.compact_and_hash(r)
+        })?;
+        self.note_entry();
+        Ok(resp)
     }
 
     /// Applies fixture puts `(key, value, lease)` in order, each as its own revision (as a

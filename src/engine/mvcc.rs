@@ -360,6 +360,70 @@ impl Store {
     }
 }
 
+/// What a snapshot keeps of a store (see `engine::snapshot`): everything a read or a watch can
+/// still reach.
+impl Store {
+    /// The live pairs older than the compaction point: all that compaction kept of the history
+    /// before it. Everything from the point on is in [`Store::changes_since`].
+    pub(crate) fn compacted_base(&self) -> impl Iterator<Item = &Arc<KeyValue>> {
+        let point = self.compact_revision;
+        self.index
+            .values()
+            .filter_map(|versions| versions.first())
+            .filter(move |v| v.revision < point)
+            .filter_map(|v| v.kv.as_ref())
+    }
+
+    /// Rebuilds a store from what [`Store::compacted_base`] and [`Store::changes_since`] gave
+    /// (the caller checked that revisions increase and stay within `revision`).
+    pub(crate) fn restore(
+        revision: i64,
+        compact_revision: i64,
+        base: Vec<KeyValue>,
+        log: Vec<RevisionChanges>,
+    ) -> Store {
+        let mut index: RedBlackTreeMapSync<Vec<u8>, Vec<Version>> = RedBlackTreeMapSync::new_sync();
+        let mut push = |key: &[u8], version: Version| match index.get_mut(key) {
+            Some(versions) => versions.push(version),
+            None => index.insert_mut(key.to_vec(), vec![version]),
+        };
+        for kv in base {
+            let kv = Arc::new(kv);
+            push(
+                &kv.key.clone(),
+                Version {
+                    revision: kv.mod_revision,
+                    kv: Some(kv),
+                },
+            );
+        }
+        let mut changes = RedBlackTreeMapSync::new_sync();
+        for entry in log {
+            for change in &entry.changes {
+                let kv = match change {
+                    Change::Put(kv) => Some(Arc::clone(kv)),
+                    Change::Delete { .. } => None,
+                };
+                push(
+                    change.key(),
+                    Version {
+                        revision: entry.revision,
+                        kv,
+                    },
+                );
+            }
+            changes.insert_mut(entry.revision, entry);
+        }
+        Store {
+            revision,
+            compact_revision,
+            index,
+            log: changes,
+            writing: None,
+        }
+    }
+}
+
 /// The live pair in `versions` as of `revision`, if the newest version at or before it is a put.
 fn live_at(versions: &[Version], revision: i64) -> Option<&Arc<KeyValue>> {
     let at = versions.partition_point(|v| v.revision <= revision);

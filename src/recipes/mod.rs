@@ -73,7 +73,7 @@ fn prefix_of(name: &[u8]) -> Vec<u8> {
 }
 
 /// The end of the range of keys starting with `prefix`.
-fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
         if last < 0xff {

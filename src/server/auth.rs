@@ -31,6 +31,31 @@ impl Context {
         Ok(caller)
     }
 
+    /// Lock and Election run their reads and writes as the caller, as etcd's do with the
+    /// caller's token: the caller needs `access` to the keys under `name/` (or to `key`).
+    pub(crate) fn authorize_recipe<T>(
+        &self,
+        request: &Request<T>,
+        name_or_key: &[u8],
+        under_name: bool,
+        access: &[crate::engine::Access],
+    ) -> Result<(), EtcdError> {
+        let caller = self.caller(request)?;
+        let (key, end) = if under_name {
+            let mut prefix = name_or_key.to_vec();
+            prefix.push(b'/');
+            let end = crate::recipes::prefix_end(&prefix);
+            (prefix, end)
+        } else {
+            (name_or_key.to_vec(), Vec::new())
+        };
+        self.engine.auth(|auth| {
+            access
+                .iter()
+                .try_for_each(|a| auth.check_range(&caller, &key, &end, *a))
+        })
+    }
+
     fn header(&self) -> Option<pb::ResponseHeader> {
         Some(self.identity.header(self.engine.revision()))
     }

@@ -13,6 +13,7 @@ use crate::pb::v3electionpb::{
 use crate::recipes::election;
 
 use super::Context;
+use crate::engine::Access;
 
 pub(crate) struct ElectionService {
     ctx: Context,
@@ -38,6 +39,8 @@ impl Election for ElectionService {
         request: Request<CampaignRequest>,
     ) -> Result<Response<CampaignResponse>, Status> {
         let r = request.get_ref();
+        self.ctx
+            .authorize_recipe(&request, &r.name, true, &[Access::Read, Access::Write])?;
         let mut resp = election::campaign(&self.ctx.engine, &r.name, r.lease, &r.value).await?;
         self.ctx.identity.fill(&mut resp.header, &self.ctx.engine);
         Ok(Response::new(resp))
@@ -48,6 +51,13 @@ impl Election for ElectionService {
         request: Request<ProclaimRequest>,
     ) -> Result<Response<ProclaimResponse>, Status> {
         let r = request.get_ref();
+        let name = r
+            .leader
+            .as_ref()
+            .map(|l| l.name.as_slice())
+            .unwrap_or_default();
+        self.ctx
+            .authorize_recipe(&request, name, true, &[Access::Read, Access::Write])?;
         let mut resp = election::proclaim(&self.ctx.engine, r.leader.as_ref(), &r.value)?;
         self.ctx.identity.fill(&mut resp.header, &self.ctx.engine);
         Ok(Response::new(resp))
@@ -57,6 +67,8 @@ impl Election for ElectionService {
         &self,
         request: Request<LeaderRequest>,
     ) -> Result<Response<LeaderResponse>, Status> {
+        self.ctx
+            .authorize_recipe(&request, &request.get_ref().name, true, &[Access::Read])?;
         let mut resp = election::leader(&self.ctx.engine, &request.get_ref().name)?;
         self.ctx.identity.fill(&mut resp.header, &self.ctx.engine);
         Ok(Response::new(resp))
@@ -70,13 +82,15 @@ impl Election for ElectionService {
         &self,
         request: Request<LeaderRequest>,
     ) -> Result<Response<Self::ObserveStream>, Status> {
+        self.ctx
+            .authorize_recipe(&request, &request.get_ref().name, true, &[Access::Read])?;
         let (tx, rx) = tokio::sync::mpsc::channel(OBSERVE_BUFFER);
         tokio::spawn(election::observe(
             self.ctx.engine.clone(),
             request.into_inner().name,
             tx,
         ));
-        let identity = self.ctx.identity;
+        let identity = self.ctx.identity.clone();
         let stream = ReceiverStream::new(rx).map(move |mut resp| {
             let revision = resp.header.as_ref().map_or(0, |h| h.revision);
             resp.header = Some(identity.header(revision));
@@ -89,6 +103,14 @@ impl Election for ElectionService {
         &self,
         request: Request<ResignRequest>,
     ) -> Result<Response<ResignResponse>, Status> {
+        let name = request
+            .get_ref()
+            .leader
+            .as_ref()
+            .map(|l| l.name.as_slice())
+            .unwrap_or_default();
+        self.ctx
+            .authorize_recipe(&request, name, true, &[Access::Read, Access::Write])?;
         let mut resp = election::resign(&self.ctx.engine, request.get_ref().leader.as_ref())?;
         self.ctx.identity.fill(&mut resp.header, &self.ctx.engine);
         Ok(Response::new(resp))

@@ -13,6 +13,8 @@ use crate::pb::etcdserverpb::{
     PutResponse, RangeRequest, RangeResponse, RangeStreamResponse, TxnRequest, TxnResponse,
 };
 
+use crate::engine::{put_cost, txn_cost, EtcdError};
+
 use super::Context;
 
 pub(crate) struct KvService {
@@ -33,6 +35,12 @@ impl Kv for KvService {
         &self,
         request: Request<RangeRequest>,
     ) -> Result<Response<RangeResponse>, Status> {
+        // A learner serves only serializable reads: it cannot confirm it is up to date.
+        if !request.get_ref().serializable
+            && self.ctx.engine.is_learner(self.ctx.identity.member_id)
+        {
+            return Err(EtcdError::LearnerNotSupported.into());
+        }
         let caller = self.ctx.caller(&request)?;
         let mut resp = self.ctx.engine.range_as(&caller, request.get_ref())?;
         self.ctx.identity.fill(&mut resp.header, &self.ctx.engine);
@@ -40,6 +48,11 @@ impl Kv for KvService {
     }
 
     async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
+        // The quota comes before validation in etcd, so even an invalid put can get NOSPACE.
+        let cost = put_cost(request.get_ref());
+        self.ctx
+            .engine
+            .check_quota(cost, self.ctx.identity.member_id)?;
         let caller = self.ctx.caller(&request)?;
         let mut resp = self.ctx.engine.put_as(&caller, request.get_ref())?;
         self.ctx.identity.fill(&mut resp.header, &self.ctx.engine);
@@ -60,6 +73,10 @@ impl Kv for KvService {
     }
 
     async fn txn(&self, request: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
+        let cost = txn_cost(request.get_ref());
+        self.ctx
+            .engine
+            .check_quota(cost, self.ctx.identity.member_id)?;
         let caller = self.ctx.caller(&request)?;
         let mut resp = self.ctx.engine.txn_as(&caller, request.get_ref())?;
         self.ctx.identity.fill(&mut resp.header, &self.ctx.engine);

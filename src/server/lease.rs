@@ -12,6 +12,7 @@ use crate::pb::etcdserverpb::{
 };
 
 use super::Context;
+use crate::engine::{Access, LEASE_GRANT_COST};
 
 pub(crate) struct LeaseService {
     ctx: Context,
@@ -31,6 +32,11 @@ impl Lease for LeaseService {
         &self,
         request: Request<LeaseGrantRequest>,
     ) -> Result<Response<LeaseGrantResponse>, Status> {
+        // The quota comes first in etcd, then the token.
+        let member = self.ctx.identity.member_id;
+        self.ctx.engine.check_quota(LEASE_GRANT_COST, member)?;
+        let caller = self.ctx.caller(&request)?;
+        self.ctx.engine.auth(|auth| auth.check_token(&caller))?;
         let mut resp = self.ctx.engine.lease_grant(request.get_ref())?;
         self.ctx.identity.fill(&mut resp.header, &self.ctx.engine);
         Ok(Response::new(resp))
@@ -40,6 +46,11 @@ impl Lease for LeaseService {
         &self,
         request: Request<LeaseRevokeRequest>,
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
+        let caller = self.ctx.caller(&request)?;
+        let id = request.get_ref().id;
+        self.ctx
+            .engine
+            .authorize_lease(&caller, id, Access::Write)?;
         let mut resp = self.ctx.engine.lease_revoke(request.get_ref().id)?;
         self.ctx.identity.fill(&mut resp.header, &self.ctx.engine);
         Ok(Response::new(resp))
@@ -54,8 +65,11 @@ impl Lease for LeaseService {
         request: Request<Streaming<LeaseKeepAliveRequest>>,
     ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
         let ctx = self.ctx.clone();
+        let token = super::auth::token(&request);
         let answers = request.into_inner().map(move |req| {
-            let id = req?.id;
+            let id = req.map_err(super::oversize::status)?.id;
+            let caller = ctx.engine.caller(token.as_deref())?;
+            ctx.engine.authorize_lease(&caller, id, Access::Write)?;
             // An unknown (or expired) lease is TTL 0, not an error: the stream stays open.
             let (ttl, revision) = ctx.engine.lease_renew(id);
             Ok(LeaseKeepAliveResponse {
@@ -71,6 +85,15 @@ impl Lease for LeaseService {
         &self,
         request: Request<LeaseTimeToLiveRequest>,
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
+        let caller = self.ctx.caller(&request)?;
+        let r = request.get_ref();
+        if r.keys {
+            self.ctx
+                .engine
+                .authorize_lease(&caller, r.id, Access::Read)?;
+        } else {
+            self.ctx.engine.auth(|auth| auth.check_token(&caller))?;
+        }
         let mut resp = self.ctx.engine.lease_time_to_live(request.get_ref());
         self.ctx.identity.fill(&mut resp.header, &self.ctx.engine);
         Ok(Response::new(resp))
@@ -78,8 +101,12 @@ impl Lease for LeaseService {
 
     async fn lease_leases(
         &self,
-        _: Request<LeaseLeasesRequest>,
+        request: Request<LeaseLeasesRequest>,
     ) -> Result<Response<LeaseLeasesResponse>, Status> {
+        let caller = self.ctx.caller(&request)?;
+        self.ctx
+            .engine
+            .authorize_leases(&caller, None, Access::Read)?;
         let mut resp = self.ctx.engine.lease_leases();
         self.ctx.identity.fill(&mut resp.header, &self.ctx.engine);
         Ok(Response::new(resp))

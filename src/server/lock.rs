@@ -8,6 +8,7 @@ use crate::pb::v3lockpb::{
 use crate::recipes::lock;
 
 use super::Context;
+use crate::engine::Access;
 
 pub(crate) struct LockService {
     ctx: Context,
@@ -25,6 +26,8 @@ impl Lock for LockService {
     /// this future, which withdraws our key from the queue.
     async fn lock(&self, request: Request<LockRequest>) -> Result<Response<LockResponse>, Status> {
         let r = request.get_ref();
+        self.ctx
+            .authorize_recipe(&request, &r.name, true, &[Access::Read, Access::Write])?;
         let mut resp = lock::lock(&self.ctx.engine, &r.name, r.lease).await?;
         self.ctx.identity.fill(&mut resp.header, &self.ctx.engine);
         Ok(Response::new(resp))
@@ -34,6 +37,8 @@ impl Lock for LockService {
         &self,
         request: Request<UnlockRequest>,
     ) -> Result<Response<UnlockResponse>, Status> {
+        self.ctx
+            .authorize_recipe(&request, &request.get_ref().key, false, &[Access::Write])?;
         let mut resp = lock::unlock(&self.ctx.engine, &request.get_ref().key)?;
         self.ctx.identity.fill(&mut resp.header, &self.ctx.engine);
         Ok(Response::new(resp))

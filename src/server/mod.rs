@@ -1,30 +1,46 @@
-//! The gRPC transport: one thin file per etcd service, each validating nothing itself but
-//! calling the engine and filling response headers. This module starts a server on its own
-//! thread and runtime, so it serves whatever runtime (or none) the test uses, and stops it.
+//! The transport: one thin file per etcd service, each calling the engine and filling response
+//! headers, and the server that carries them.
+//!
+//! One server is one thread with a current-thread runtime, so it serves whatever runtime (or
+//! none) the test uses. It serves one endpoint per started member of the simulated cluster;
+//! each endpoint is its own listener whose services answer as that member (its ID in headers,
+//! learner restrictions), and endpoints come and go at run time as members start or are
+//! removed. Every endpoint speaks gRPC over h2c and etcd's HTTP/1.1 endpoints on the same port,
+//! as etcd's client port does.
 
 mod auth;
+mod cluster;
 mod election;
+mod etcdhttp;
 mod kv;
 mod lease;
 mod lock;
+mod maintenance;
+mod metrics;
 mod oversize;
-mod unimplemented;
 mod watch;
 
-pub(crate) use watch::DEFAULT_PROGRESS_INTERVAL;
-
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::mpsc;
+use std::pin::Pin;
+use std::sync::{mpsc, Arc, Mutex};
+use std::task::{Context as TaskContext, Poll};
 use std::thread;
 use std::time::Duration;
 
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
 use tokio::sync::oneshot;
-use tokio_stream::wrappers::TcpListenerStream;
-use tokio_stream::StreamExt;
-use tonic::transport::Server;
+use tokio_util::sync::CancellationToken;
+use tonic::body::Body;
+use tonic::service::Routes;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, EtcdError};
 use crate::pb::etcdserverpb::{
     auth_server::AuthServer, cluster_server::ClusterServer, kv_server::KvServer,
     lease_server::LeaseServer, maintenance_server::MaintenanceServer, watch_server::WatchServer,
@@ -33,35 +49,30 @@ use crate::pb::etcdserverpb::{
 use crate::pb::v3electionpb::election_server::ElectionServer;
 use crate::pb::v3lockpb::lock_server::LockServer;
 
-/// Who this server says it is in every response header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Identity {
-    pub(crate) cluster_id: u64,
-    pub(crate) member_id: u64,
-    pub(crate) raft_term: u64,
-}
+pub(crate) use metrics::Metrics;
+pub(crate) use watch::DEFAULT_PROGRESS_INTERVAL;
 
-impl Default for Identity {
-    /// The IDs of a single etcd started with default flags (name `default`, peer URL
-    /// `http://localhost:2380`, token `etcd-cluster`), and the raft term such a node has after
-    /// bootstrapping, so headers look like a fresh real etcd's.
-    fn default() -> Self {
-        Identity {
-            cluster_id: 0xcdf8_1819_4e3a_8c32,
-            member_id: 0x8e9e_05c5_2164_694d,
-            raft_term: 2,
-        }
-    }
+/// Who answers: the member whose endpoint a request came in on. Cluster ID and raft term are
+/// read from the engine at each answer, since leader moves and removals change the term.
+#[derive(Debug, Clone)]
+pub(crate) struct Identity {
+    pub(crate) member_id: u64,
+    engine: Engine,
 }
 
 impl Identity {
+    pub(crate) fn new(member_id: u64, engine: Engine) -> Self {
+        Identity { member_id, engine }
+    }
+
     /// A top-level response header at `revision`, as etcd fills it.
     pub(crate) fn header(&self, revision: i64) -> ResponseHeader {
+        let (cluster_id, raft_term) = self.engine.header_ids();
         ResponseHeader {
-            cluster_id: self.cluster_id,
+            cluster_id,
             member_id: self.member_id,
             revision,
-            raft_term: self.raft_term,
+            raft_term,
         }
     }
 
@@ -78,21 +89,58 @@ impl Identity {
     }
 }
 
-/// What the services share.
+/// What the services of one endpoint share.
 #[derive(Debug, Clone)]
 pub(crate) struct Context {
     pub(crate) engine: Engine,
     pub(crate) identity: Identity,
     pub(crate) max_message_bytes: usize,
+    /// The server's endpoints, so that MemberRemove can stop the removed member's.
+    pub(crate) endpoints: Endpoints,
+    pub(crate) metrics: Arc<Metrics>,
     /// How often watchers that asked for progress notifications get one.
     pub(crate) progress_interval: Duration,
 }
 
-/// A server running on its own thread. Stopping it (or dropping it) ends every connection and
-/// stream and frees the port.
+/// One member's listener.
+#[derive(Debug)]
+struct Endpoint {
+    addr: SocketAddr,
+    stop: CancellationToken,
+}
+
+/// The endpoints being served, by member ID.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Endpoints(Arc<Mutex<BTreeMap<u64, Endpoint>>>);
+
+impl Endpoints {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Endpoint>> {
+        // The map is only inserted into and removed from: always consistent.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Stops serving member `id`: its listener closes at once, its connections shortly after
+    /// (so that an answer in flight, such as the MemberRemove that removed it, still goes out).
+    pub(crate) fn stop(&self, id: u64) {
+        if let Some(endpoint) = self.lock().remove(&id) {
+            endpoint.stop.cancel();
+        }
+    }
+
+    /// Every served address, in member ID order.
+    pub(crate) fn addrs(&self) -> Vec<SocketAddr> {
+        self.lock().values().map(|e| e.addr).collect()
+    }
+}
+
+/// A server running on its own thread. Stopping it (or dropping it) ends every endpoint,
+/// connection and stream, and frees the ports.
 #[derive(Debug)]
 pub(crate) struct Running {
-    addr: SocketAddr,
+    runtime: tokio::runtime::Handle,
+    endpoints: Endpoints,
     stop: Option<oneshot::Sender<()>>,
     done: mpsc::Receiver<()>,
     thread: Option<thread::JoinHandle<()>>,
@@ -100,17 +148,17 @@ pub(crate) struct Running {
 
 /// How long a stop waits for the server thread before leaving it behind.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a stopped endpoint's connections may finish what they were sending.
+const ENDPOINT_GRACE: Duration = Duration::from_millis(100);
 
 impl Running {
-    /// Serves `ctx` on `listener` (already bound, so no other process can take the port).
-    pub(crate) fn start(listener: TcpListener, ctx: Context) -> io::Result<Running> {
-        let addr = listener.local_addr()?;
-        listener.set_nonblocking(true)?;
-        let (stop_tx, stop_rx) = oneshot::channel();
+    /// Starts the server thread, with no endpoint yet.
+    pub(crate) fn start() -> io::Result<Running> {
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (ready_tx, ready_rx) = mpsc::channel();
         let (done_tx, done_rx) = mpsc::channel();
         let thread = thread::Builder::new()
-            .name(format!("test-etcd-{}", addr.port()))
+            .name("test-etcd".to_owned())
             .spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
@@ -122,41 +170,61 @@ impl Running {
                         return;
                     }
                 };
+                let _ = ready_tx.send(Ok(runtime.handle().clone()));
                 runtime.block_on(async move {
-                    let listener = match tokio::net::TcpListener::from_std(listener) {
-                        Ok(listener) => listener,
-                        Err(err) => {
-                            let _ = ready_tx.send(Err(err));
-                            return;
-                        }
-                    };
-                    let _ = ready_tx.send(Ok(()));
-                    tokio::select! {
-                        _ = serve(listener, ctx) => {}
-                        _ = stop_rx => {}
-                    }
+                    let _ = stop_rx.await;
                 });
-                // Dropping the runtime here cancels every connection and stream task, which
-                // closes their sockets: nothing of this server outlives this thread.
+                // Dropping the runtime here cancels every endpoint, connection and stream
+                // task, which closes their sockets: nothing of this server outlives the thread.
                 drop(runtime);
                 let _ = done_tx.send(());
             })?;
-        match ready_rx.recv() {
-            Ok(Ok(())) => {}
+        let runtime = match ready_rx.recv() {
+            Ok(Ok(handle)) => handle,
             Ok(Err(err)) => return Err(err),
             Err(_) => return Err(io::Error::other("the server thread ended before serving")),
-        }
+        };
         Ok(Running {
-            addr,
+            runtime,
+            endpoints: Endpoints::default(),
             stop: Some(stop_tx),
             done: done_rx,
             thread: Some(thread),
         })
     }
 
-    /// The address the server listens on.
-    pub(crate) fn addr(&self) -> SocketAddr {
-        self.addr
+    /// The endpoints, for contexts and the guard.
+    pub(crate) fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
+    }
+
+    /// Serves `ctx`'s member on `listener` (already bound, so no other process can take the
+    /// port) until the member is stopped or the server is.
+    pub(crate) fn serve(&self, listener: TcpListener, ctx: Context) -> io::Result<SocketAddr> {
+        let addr = listener.local_addr()?;
+        listener.set_nonblocking(true)?;
+        let listener = {
+            // Registering with the reactor needs the runtime's context.
+            let _entered = self.runtime.enter();
+            tokio::net::TcpListener::from_std(listener)?
+        };
+        let stop = CancellationToken::new();
+        self.endpoints.lock().insert(
+            ctx.identity.member_id,
+            Endpoint {
+                addr,
+                stop: stop.clone(),
+            },
+        );
+        let service = MemberService::new(ctx);
+        self.runtime.spawn(accept(listener, service, stop));
+        Ok(addr)
+    }
+
+    /// Runs the lease expiry task of `engine` on this server's runtime, so that it stops with the
+    /// server.
+    pub(crate) fn run_expiry(&self, engine: Engine) {
+        self.runtime.spawn(crate::engine::run_expiry(engine));
     }
 
     /// Stops the server and waits (a bounded time) until its thread has ended.
@@ -178,21 +246,44 @@ impl Drop for Running {
     }
 }
 
-async fn serve(listener: tokio::net::TcpListener, ctx: Context) {
-    // Lives on this runtime, so it stops when the server does.
-    tokio::spawn(crate::engine::run_expiry(ctx.engine.clone()));
+async fn accept(
+    listener: tokio::net::TcpListener,
+    service: MemberService,
+    stop: CancellationToken,
+) {
+    let connections = CancellationToken::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        // An accept error concerns one connection (e.g. out of fds for a moment): go on.
+        let Ok((stream, _)) = accepted else { continue };
+        // Requests are small and answered at once: Nagle's algorithm would hold them back.
+        let _ = stream.set_nodelay(true);
+        let service = service.clone();
+        let closed = connections.clone();
+        tokio::spawn(async move {
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let conn = builder.serve_connection_with_upgrades(
+                TokioIo::new(stream),
+                TowerToHyperService::new(service),
+            );
+            tokio::select! {
+                _ = conn => {}
+                _ = closed.cancelled() => {}
+            }
+        });
+    }
+    drop(listener);
+    tokio::time::sleep(ENDPOINT_GRACE).await;
+    connections.cancel();
+}
+
+/// The gRPC services of one member, as tonic routes them.
+fn routes(ctx: &Context) -> Routes {
     let limit = ctx.max_message_bytes;
-    // Requests are small and answered at once: Nagle's algorithm would hold them back.
-    let incoming = TcpListenerStream::new(listener).map(|conn| {
-        conn.inspect(|stream| {
-            let _ = stream.set_nodelay(true);
-        })
-    });
-    let result = Server::builder()
-        .layer(tower::util::MapResponseLayer::new(oversize::as_grpc_go))
-        .add_service(
-            KvServer::new(kv::KvService::new(ctx.clone())).max_decoding_message_size(limit),
-        )
+    Routes::new(KvServer::new(kv::KvService::new(ctx.clone())).max_decoding_message_size(limit))
         .add_service(
             WatchServer::new(watch::WatchService::new(ctx.clone()))
                 .max_decoding_message_size(limit),
@@ -202,10 +293,12 @@ async fn serve(listener: tokio::net::TcpListener, ctx: Context) {
                 .max_decoding_message_size(limit),
         )
         .add_service(
-            ClusterServer::new(unimplemented::Unimplemented).max_decoding_message_size(limit),
+            ClusterServer::new(cluster::ClusterService::new(ctx.clone()))
+                .max_decoding_message_size(limit),
         )
         .add_service(
-            MaintenanceServer::new(unimplemented::Unimplemented).max_decoding_message_size(limit),
+            MaintenanceServer::new(maintenance::MaintenanceService::new(ctx.clone()))
+                .max_decoding_message_size(limit),
         )
         .add_service(
             AuthServer::new(auth::AuthService::new(ctx.clone())).max_decoding_message_size(limit),
@@ -217,8 +310,64 @@ async fn serve(listener: tokio::net::TcpListener, ctx: Context) {
             ElectionServer::new(election::ElectionService::new(ctx.clone()))
                 .max_decoding_message_size(limit),
         )
-        .serve_with_incoming(incoming)
-        .await;
-    // Serving ends only if the listener fails; the guard sees the server stop answering.
-    let _ = result;
+        .prepare()
+}
+
+/// What a learner still serves (spec §0.3): Status, Snapshot and, checked by the KV service,
+/// a serializable Range.
+fn learner_may_call(path: &str) -> bool {
+    matches!(
+        path,
+        "/etcdserverpb.Maintenance/Status"
+            | "/etcdserverpb.Maintenance/Snapshot"
+            | "/etcdserverpb.KV/Range"
+    )
+}
+
+/// One member's endpoint: HTTP/1.x requests go to etcd's HTTP handlers, HTTP/2 to gRPC.
+#[derive(Clone)]
+struct MemberService {
+    grpc: Routes,
+    ctx: Context,
+}
+
+impl MemberService {
+    fn new(ctx: Context) -> Self {
+        MemberService {
+            grpc: routes(&ctx),
+            ctx,
+        }
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = Result<T, Infallible>> + Send>>;
+
+impl tower::Service<http::Request<Incoming>> for MemberService {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Infallible>> {
+        tower::Service::<http::Request<Incoming>>::poll_ready(&mut self.grpc, cx)
+    }
+
+    fn call(&mut self, request: http::Request<Incoming>) -> Self::Future {
+        // etcd's client port sends HTTP/1.x to its HTTP mux and HTTP/2 to gRPC.
+        if request.version() < http::Version::HTTP_2 {
+            let response = etcdhttp::respond(&self.ctx, &request);
+            return Box::pin(async move { Ok(response) });
+        }
+        let path = request.uri().path().to_owned();
+        let counted = self.ctx.metrics.started(&path);
+        if self.ctx.engine.is_learner(self.ctx.identity.member_id) && !learner_may_call(&path) {
+            let status = tonic::Status::from(EtcdError::LearnerNotSupported);
+            let response = counted.finish(status.into_http());
+            return Box::pin(async move { Ok(response) });
+        }
+        let future = self.grpc.call(request);
+        Box::pin(async move {
+            let response = future.await?;
+            Ok(counted.finish(oversize::as_grpc_go(response)))
+        })
+    }
 }

@@ -318,3 +318,50 @@ async fn tokens_expire_on_the_server_clock_and_use_keeps_them_alive() {
         )
     );
 }
+
+#[tokio::test]
+async fn leases_maintenance_cluster_and_lock_are_guarded_too() {
+    let (etcd, mut root) = secured().await;
+    let mut anonymous = client(&etcd).await;
+    let empty = (
+        Code::InvalidArgument,
+        "etcdserver: user name is empty".to_owned(),
+    );
+    assert_eq!(
+        status(anonymous.lease_grant(10, None).await.unwrap_err()),
+        empty
+    );
+    assert_eq!(status(anonymous.status().await.unwrap_err()), empty);
+    assert_eq!(status(anonymous.member_list().await.unwrap_err()), empty);
+    let mut alice = as_user(&etcd, "alice", "alicepw").await;
+    let denied = (
+        Code::PermissionDenied,
+        "etcdserver: permission denied".to_owned(),
+    );
+    assert!(alice.status().await.is_ok(), "Status needs a token only");
+    assert!(
+        alice.lease_grant(10, None).await.is_ok(),
+        "LeaseGrant needs a token only"
+    );
+    assert_eq!(status(alice.defragment().await.unwrap_err()), denied);
+    assert_eq!(status(alice.hash_kv(0).await.unwrap_err()), denied);
+    let lease = root.lease_grant(10, None).await.unwrap().id();
+    root.put(
+        "other",
+        "v",
+        Some(etcd_client::PutOptions::new().with_lease(lease)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        status(alice.lease_revoke(lease).await.unwrap_err()),
+        denied,
+        "keys alice may not write"
+    );
+    assert_eq!(
+        status(alice.lock("locks/x", None).await.unwrap_err()),
+        denied
+    );
+    assert!(alice.lock("app/lock", None).await.is_ok());
+    assert!(root.defragment().await.is_ok());
+}

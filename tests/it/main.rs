@@ -2,12 +2,15 @@
 
 mod auth;
 mod cli;
+mod cluster;
 mod election;
 mod fork;
 mod guard;
+mod http;
 mod kv;
 mod lease;
 mod lock;
+mod maintenance;
 mod raw;
 mod txn;
 mod watch;

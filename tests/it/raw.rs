@@ -3,9 +3,7 @@
 use etcd_client::{PutOptions, Txn, TxnOp};
 use tonic::Code;
 
-use crate::pb::etcdserverpb::{
-    kv_client::KvClient, maintenance_client::MaintenanceClient, RangeRequest, StatusRequest,
-};
+use crate::pb::etcdserverpb::{kv_client::KvClient, RangeRequest};
 use crate::{client, status};
 use test_etcd::TestEtcd;
 
@@ -34,18 +32,6 @@ async fn unknown_sort_enums_are_invalid_sort_option() {
             (Code::InvalidArgument, "etcdserver: invalid sort option")
         );
     }
-}
-
-#[tokio::test]
-async fn services_not_built_yet_answer_unimplemented() {
-    let etcd = TestEtcd::start();
-    let mut maintenance = MaintenanceClient::new(channel(&etcd).await);
-    let err = maintenance.status(StatusRequest {}).await.unwrap_err();
-    assert_eq!(err.code(), Code::Unimplemented);
-    assert_eq!(
-        err.message(),
-        "unknown method Status for service etcdserverpb.Maintenance"
-    );
 }
 
 #[tokio::test]
