@@ -223,6 +223,47 @@ impl TestEtcd {
         )
     }
 
+    /// A gRPC channel to this server that runs over an in-memory pipe: no port, no TCP, no
+    /// network. Every RPC works on it, streams included. Hand it to `etcd-client` (feature
+    /// `raw-channel`) with `Client::from_channel(etcd_client::Channel::Tonic(channel), None)`,
+    /// or to any tonic client. It answers as the first member and stops working when the
+    /// server stops. Call it from inside a tokio runtime: the channel's worker runs there.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let etcd = test_etcd::TestEtcd::start();
+    /// let channel = etcd.in_memory_channel().await;
+    /// let mut client =
+    ///     etcd_client::Client::from_channel(etcd_client::Channel::Tonic(channel), None).await?;
+    /// client.put("k", "v", None).await?;
+    /// assert_eq!(etcd.get("k").as_deref(), Some("v"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn in_memory_channel(&self) -> tonic::transport::Channel {
+        let member = self.engine.members().first().map_or(0, |m| m.id);
+        let serve = InMemory {
+            ctx: context(
+                &self.engine,
+                &self.running,
+                self.limits,
+                &self.metrics,
+                self.progress_interval,
+                member,
+            ),
+            running: self.running.handle(),
+        };
+        let connector = tower::service_fn(move |_: http::Uri| {
+            let (client, server) = tokio::io::duplex(IN_MEMORY_BUFFER);
+            serve.running.serve_in_memory(server, serve.ctx.clone());
+            async move { Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(client)) }
+        });
+        // The URI is never resolved: the connector above makes every connection.
+        tonic::transport::Endpoint::from_static("http://in-memory.test-etcd")
+            .connect_with_connector_lazy(connector)
+    }
+
     /// The state as a snapshot in test-etcd's own format (not etcd's bbolt file): the same
     /// bytes as the data messages of the Snapshot RPC, which
     /// [`TestEtcdBuilder::restore_snapshot`] restores.
@@ -285,6 +326,16 @@ impl TestEtcd {
     pub fn shutdown(mut self) {
         self.running.stop();
     }
+}
+
+/// Bytes buffered each way in an in-memory connection.
+const IN_MEMORY_BUFFER: usize = 256 * 1024;
+
+/// What an in-memory connection needs to reach the server.
+#[derive(Clone)]
+struct InMemory {
+    ctx: Context,
+    running: crate::server::RunningHandle,
 }
 
 /// Configures a [`TestEtcd`] before it starts. Made by [`TestEtcd::builder`].

@@ -146,6 +146,26 @@ pub(crate) struct Running {
     thread: Option<thread::JoinHandle<()>>,
 }
 
+/// A cheap handle on a running server's runtime.
+#[derive(Debug, Clone)]
+pub(crate) struct RunningHandle {
+    runtime: tokio::runtime::Handle,
+}
+
+impl RunningHandle {
+    /// Serves one in-memory connection (the server's half of a duplex pipe) as `ctx`'s member:
+    /// the same services as a TCP endpoint, with no port. It ends with the server.
+    pub(crate) fn serve_in_memory(&self, io: tokio::io::DuplexStream, ctx: Context) {
+        let service = MemberService::new(ctx);
+        self.runtime.spawn(async move {
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let _ = builder
+                .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service))
+                .await;
+        });
+    }
+}
+
 /// How long a stop waits for the server thread before leaving it behind.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a stopped endpoint's connections may finish what they were sending.
@@ -219,6 +239,13 @@ impl Running {
         let service = MemberService::new(ctx);
         self.runtime.spawn(accept(listener, service, stop));
         Ok(addr)
+    }
+
+    /// A handle to reach the server's runtime, for in-memory connections.
+    pub(crate) fn handle(&self) -> RunningHandle {
+        RunningHandle {
+            runtime: self.runtime.clone(),
+        }
     }
 
     /// Runs the lease expiry task of `engine` on this server's runtime, so that it stops with the

@@ -7,6 +7,7 @@ mod election;
 mod fork;
 mod guard;
 mod http;
+mod in_memory;
 mod kv;
 mod lease;
 mod lock;
