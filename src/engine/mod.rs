@@ -7,6 +7,8 @@ mod clock;
 mod cluster;
 mod error;
 mod history;
+#[cfg(test)]
+mod invariants;
 mod kv;
 mod lease;
 mod lessor;
