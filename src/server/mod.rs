@@ -391,10 +391,36 @@ impl tower::Service<http::Request<Incoming>> for MemberService {
             let response = counted.finish(status.into_http());
             return Box::pin(async move { Ok(response) });
         }
-        let future = self.grpc.call(request);
+        let future = CatchPanic(self.grpc.call(request));
         Box::pin(async move {
-            let response = future.await?;
+            let response = match future.await {
+                Ok(response) => response?,
+                // A bug in one handler fails that request, never the server.
+                Err(()) => {
+                    tonic::Status::internal("test-etcd: the request handler panicked").into_http()
+                }
+            };
             Ok(counted.finish(oversize::as_grpc_go(response)))
         })
+    }
+}
+
+/// Runs a request's future, turning a panic inside it into `Err(())` for that request alone.
+struct CatchPanic<F>(F);
+
+impl<F: Future + Unpin> Future for CatchPanic<F> {
+    type Output = Result<F::Output, ()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let inner = &mut self.0;
+        // The engine's state stays consistent across a panic (writes commit or roll back
+        // under its lock, and a poisoned lock is recovered), so going on is safe.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Pin::new(&mut *inner).poll(cx)
+        })) {
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(Err(())),
+        }
     }
 }

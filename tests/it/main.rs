@@ -1,6 +1,7 @@
 //! Integration tests: a real etcd client (`etcd-client`) against `TestEtcd` over gRPC.
 
 mod auth;
+mod bad_input;
 mod cli;
 mod cluster;
 mod election;
