@@ -341,6 +341,50 @@ async fn run(sizes: Sizes) -> String {
         );
     };
 
+    // Memory first, while the process is fresh (later phases leave freed memory behind).
+    // Loading a large fixture, and memory per key.
+    let fixture: serde_json::Map<String, serde_json::Value> = (0..sizes.fixture_keys)
+        .map(|i| {
+            (
+                format!("/fixture/key/{i:08}"),
+                serde_json::Value::String("x".repeat(128)),
+            )
+        })
+        .collect();
+    let fixture = serde_json::Value::Object(fixture);
+    let before = rss_bytes();
+    let t = Instant::now();
+    let loaded = TestEtcd::builder()
+        .fixture_json(fixture)
+        .start()
+        .expect("load");
+    let load = t.elapsed();
+    let per_key = rss_bytes().saturating_sub(before) as f64 / sizes.fixture_keys as f64;
+    let _ = writeln!(
+        out,
+        "| load {} keys from a fixture | {} | - | - | - | - |",
+        sizes.fixture_keys,
+        ms(load)
+    );
+    let _ = writeln!(
+        out,
+        "| memory per key (128-byte values) | {per_key:.0} B | - | - | - | - |"
+    );
+    drop(loaded);
+
+    // Idle servers in one process.
+    let (rss0, threads0) = (rss_bytes(), threads());
+    let idle: Vec<TestEtcd> = (0..sizes.idle_servers).map(|_| TestEtcd::start()).collect();
+    let per_server = rss_bytes().saturating_sub(rss0) as f64 / idle.len() as f64;
+    let per_threads = (threads() - threads0) as f64 / idle.len() as f64;
+    let _ = writeln!(
+        out,
+        "| {} idle servers in one process | {:.0} KiB and {per_threads:.1} threads each | - | - | - | - |",
+        idle.len(),
+        per_server / 1024.0
+    );
+    drop(idle);
+
     // Start to first answered RPC.
     let t = Instant::now();
     let ours = TestEtcd::start();
@@ -427,48 +471,6 @@ async fn run(sizes: Sizes) -> String {
     }
     drop(targets);
 
-    // Loading a large fixture, and memory per key.
-    let fixture: serde_json::Map<String, serde_json::Value> = (0..sizes.fixture_keys)
-        .map(|i| {
-            (
-                format!("/fixture/key/{i:08}"),
-                serde_json::Value::String("x".repeat(128)),
-            )
-        })
-        .collect();
-    let fixture = serde_json::Value::Object(fixture);
-    let before = rss_bytes();
-    let t = Instant::now();
-    let loaded = TestEtcd::builder()
-        .fixture_json(fixture)
-        .start()
-        .expect("load");
-    let load = t.elapsed();
-    let per_key = rss_bytes().saturating_sub(before) as f64 / sizes.fixture_keys as f64;
-    let _ = writeln!(
-        out,
-        "| load {} keys from a fixture | {} | - | - | - | - |",
-        sizes.fixture_keys,
-        ms(load)
-    );
-    let _ = writeln!(
-        out,
-        "| memory per key (128-byte values) | {per_key:.0} B | - | - | - | - |"
-    );
-    drop(loaded);
-
-    // Idle servers in one process.
-    let (rss0, threads0) = (rss_bytes(), threads());
-    let idle: Vec<TestEtcd> = (0..sizes.idle_servers).map(|_| TestEtcd::start()).collect();
-    let per_server = rss_bytes().saturating_sub(rss0) as f64 / idle.len() as f64;
-    let per_threads = (threads() - threads0) as f64 / idle.len() as f64;
-    let _ = writeln!(
-        out,
-        "| {} idle servers in one process | {:.0} KiB and {per_threads:.1} threads each | - | - | - | - |",
-        idle.len(),
-        per_server / 1024.0
-    );
-    drop(idle);
     out
 }
 
