@@ -41,4 +41,8 @@ pub enum Error {
         /// Why it cannot start.
         reason: &'static str,
     },
+    /// A fault was asked for an RPC that no etcd service has (see
+    /// [`TestEtcd::fail_next`](crate::TestEtcd::fail_next)).
+    #[error("unknown RPC {0:?}: expected a method such as \"KV/Put\" or \"/etcdserverpb.KV/Put\"")]
+    UnknownRpc(String),
 }

@@ -97,6 +97,8 @@
 
 mod engine;
 mod error;
+mod faults;
+mod restart;
 mod fixture;
 mod pb;
 mod recipes;
@@ -105,4 +107,5 @@ mod server;
 mod test_etcd;
 
 pub use error::{Error, FixtureError};
+pub use faults::{Alarm, EtcdFault, FaultGuard, KeyValue, LeaseInfo, RecordedRequest, WatcherInfo};
 pub use test_etcd::{TestEtcd, TestEtcdBuilder};

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::engine::{Clock, Engine, Limits, StartRefusal, Version};
 use crate::error::Error;
 use crate::fixture::{self, FixtureSource};
-use crate::server::{Context, Identity, Metrics, Running, DEFAULT_PROGRESS_INTERVAL};
+use crate::server::{Context, Hooks, Identity, Metrics, Running, DEFAULT_PROGRESS_INTERVAL};
 
 /// An etcd-compatible server for one test. It listens on a free loopback port from
 /// [`start`](TestEtcd::start) until it is dropped; dropping it closes every connection and stream
@@ -32,6 +32,8 @@ pub struct TestEtcd {
     limits: Limits,
     metrics: Arc<Metrics>,
     progress_interval: Duration,
+    /// Faults, request log and watcher registry (`faults.rs`, `server/hooks.rs`).
+    hooks: Arc<Hooks>,
 }
 
 impl fmt::Debug for TestEtcd {
@@ -159,6 +161,7 @@ impl TestEtcd {
             self.limits,
             &self.metrics,
             self.progress_interval,
+            &self.hooks,
             id,
         );
         self.running.serve(listener, ctx).map_err(Error::Start)?;
@@ -220,6 +223,7 @@ impl TestEtcd {
             version,
             self.limits,
             self.progress_interval,
+            self.hooks.is_recording(),
         )
     }
 
@@ -274,6 +278,16 @@ impl TestEtcd {
         self.engine.revision()
     }
 
+    /// The engine, for the inspection and fault methods in other modules.
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The hooks, for the fault and inspection methods in other modules.
+    pub(crate) fn hooks(&self) -> &Arc<Hooks> {
+        &self.hooks
+    }
+
     /// Stops the server now; the same as dropping it, spelled out.
     ///
     /// ```
@@ -299,6 +313,7 @@ pub struct TestEtcdBuilder {
     snapshot: Option<Vec<u8>>,
     progress_interval: Option<Duration>,
     manual_clock: bool,
+    record_requests: bool,
 }
 
 /// The services of member `id`, for its endpoint.
@@ -308,6 +323,7 @@ fn context(
     limits: Limits,
     metrics: &Arc<Metrics>,
     progress_interval: Duration,
+    hooks: &Arc<Hooks>,
     id: u64,
 ) -> Context {
     Context {
@@ -317,6 +333,7 @@ fn context(
         endpoints: running.endpoints().clone(),
         metrics: Arc::clone(metrics),
         progress_interval,
+        hooks: Arc::clone(hooks),
     }
 }
 
@@ -503,6 +520,19 @@ impl TestEtcdBuilder {
         self.manual_clock = true;
         self
     }
+    /// Records every request the server receives, for [`TestEtcd::requests`]. Off by default:
+    /// a long test would keep every request in memory.
+    ///
+    /// ```
+    /// let etcd = test_etcd::TestEtcd::builder().record_requests().start()?;
+    /// assert!(etcd.requests().is_empty());
+    /// # Ok::<(), test_etcd::Error>(())
+    /// ```
+    pub fn record_requests(mut self) -> Self {
+        self.record_requests = true;
+        self
+    }
+
     /// Listens on `addr` instead of a free loopback port. Starting fails with
     /// [`Error::Bind`] if the address is taken.
     ///
@@ -556,6 +586,7 @@ impl TestEtcdBuilder {
             version,
             self.limits,
             progress,
+            self.record_requests,
         )
     }
 }
@@ -569,6 +600,7 @@ fn launch(
     version: Version,
     limits: Limits,
     progress_interval: Duration,
+    record_requests: bool,
 ) -> Result<TestEtcd, Error> {
     // Bind now and keep the sockets: picking free ports to bind later would race with
     // other tests doing the same.
@@ -591,6 +623,8 @@ fn launch(
     let running = Running::start().map_err(Error::Start)?;
     running.run_expiry(engine.clone());
     let metrics = Arc::new(Metrics::default());
+    let hooks = Arc::new(Hooks::default());
+    hooks.set_recording(record_requests);
     // The member the builder's `listen` address went to: the first bound.
     let first_bound = listeners.first().map_or(first, |(_, addr)| *addr);
     for member in engine.members() {
@@ -609,6 +643,7 @@ fn launch(
             limits,
             &metrics,
             progress_interval,
+            &hooks,
             member.id,
         );
         running.serve(listener, ctx).map_err(Error::Start)?;
@@ -620,6 +655,7 @@ fn launch(
         limits,
         metrics,
         progress_interval,
+        hooks,
     })
 }
 

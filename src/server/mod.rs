@@ -12,6 +12,7 @@ mod auth;
 mod cluster;
 mod election;
 mod etcdhttp;
+mod hooks;
 mod kv;
 mod lease;
 mod lock;
@@ -49,6 +50,7 @@ use crate::pb::etcdserverpb::{
 use crate::pb::v3electionpb::election_server::ElectionServer;
 use crate::pb::v3lockpb::lock_server::LockServer;
 
+pub(crate) use hooks::{is_known_method, Hooks};
 pub(crate) use metrics::Metrics;
 pub(crate) use watch::DEFAULT_PROGRESS_INTERVAL;
 
@@ -100,6 +102,8 @@ pub(crate) struct Context {
     pub(crate) metrics: Arc<Metrics>,
     /// How often watchers that asked for progress notifications get one.
     pub(crate) progress_interval: Duration,
+    /// Faults, the request log and the watcher registry, shared by every endpoint.
+    pub(crate) hooks: Arc<Hooks>,
 }
 
 /// One member's listener.
@@ -263,6 +267,8 @@ async fn accept(
         let _ = stream.set_nodelay(true);
         let service = service.clone();
         let closed = connections.clone();
+        // `TestEtcd::end_streams` and restarts close every connection through this token.
+        let dropped = service.ctx.hooks.connection_token();
         tokio::spawn(async move {
             let builder = auto::Builder::new(TokioExecutor::new());
             let conn = builder.serve_connection_with_upgrades(
@@ -272,6 +278,7 @@ async fn accept(
             tokio::select! {
                 _ = conn => {}
                 _ = closed.cancelled() => {}
+                _ = dropped.cancelled() => {}
             }
         });
     }
@@ -324,6 +331,21 @@ fn learner_may_call(path: &str) -> bool {
     )
 }
 
+/// How a refused request reads to a client: what grpc-go reports when it cannot connect to an
+/// etcd that is down.
+fn refused(ctx: &Context) -> tonic::Status {
+    let addr = ctx
+        .endpoints
+        .lock()
+        .get(&ctx.identity.member_id)
+        .map(|e| e.addr.to_string())
+        .unwrap_or_default();
+    tonic::Status::unavailable(format!(
+        "connection error: desc = \"transport: Error while dialing: dial tcp {addr}: \
+         connect: connection refused\""
+    ))
+}
+
 /// One member's endpoint: HTTP/1.x requests go to etcd's HTTP handlers, HTTP/2 to gRPC.
 #[derive(Clone)]
 struct MemberService {
@@ -364,7 +386,32 @@ impl tower::Service<http::Request<Incoming>> for MemberService {
             let response = counted.finish(status.into_http());
             return Box::pin(async move { Ok(response) });
         }
-        let future = self.grpc.call(request);
+        let hooks = Arc::clone(&self.ctx.hooks);
+        let plan = hooks.plan(&path);
+        if plan.refuse {
+            hooks.record_unread(&path);
+            let status = refused(&self.ctx);
+            let response = counted.finish(status.into_http());
+            return Box::pin(async move { Ok(response) });
+        }
+        let request = if hooks.is_recording() {
+            request.map(|body| Body::new(hooks::Tap::new(body, Arc::clone(&hooks), path.clone())))
+        } else {
+            request.map(Body::new)
+        };
+        // Cloned before the delay: `poll_ready` was for this call, so the ready clone serves it.
+        let mut grpc = self.grpc.clone();
+        let future = async move {
+            if !plan.delay.is_zero() {
+                // On the server's runtime, which a test's paused tokio clock does not stop.
+                tokio::time::sleep(plan.delay).await;
+            }
+            if let Some(fault) = plan.fail {
+                hooks.record_unread(&path);
+                return Ok(fault.status().into_http());
+            }
+            grpc.call(request).await
+        };
         Box::pin(async move {
             let response = future.await?;
             Ok(counted.finish(oversize::as_grpc_go(response)))
