@@ -416,7 +416,8 @@ impl TestEtcd {
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let etcd = test_etcd::TestEtcd::start();
     /// let mut client = etcd_client::Client::connect(etcd.endpoints(), None).await?;
-    /// let (_watcher, mut stream) = client.watch("k", None).await?;
+    /// let mut stream = client.watch("k", None).await?;
+    /// stream.message().await?; // created
     ///
     /// etcd.end_streams();
     ///
@@ -439,7 +440,7 @@ impl TestEtcd {
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let etcd = test_etcd::TestEtcd::start();
     /// let mut client = etcd_client::Client::connect(etcd.endpoints(), None).await?;
-    /// let (_watcher, mut stream) = client.watch("k", None).await?;
+    /// let mut stream = client.watch("k", None).await?;
     /// stream.message().await?; // created
     ///
     /// etcd.cancel_watches_compacted();
@@ -540,7 +541,7 @@ impl TestEtcd {
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let etcd = test_etcd::TestEtcd::start();
     /// let mut client = etcd_client::Client::connect(etcd.endpoints(), None).await?;
-    /// let (_watcher, mut stream) = client.watch("/config", None).await?;
+    /// let mut stream = client.watch("/config", None).await?;
     /// stream.message().await?; // created
     ///
     /// let watchers = etcd.watchers();

@@ -10,8 +10,10 @@ impl TestEtcd {
     /// roles and auth. Simple auth tokens are gone (etcd keeps them in memory only) and the
     /// raft term goes up by one, as after the election that follows a restart.
     ///
-    /// The listening sockets are never closed, so no other test can take a port meanwhile; a
-    /// client reconnects on its next call.
+    /// The listening sockets are never closed, so no other test can take a port meanwhile.
+    /// When this returns, every old connection is closed on the server's side. A client
+    /// reconnects on its next call; a call it sent on the old connection before it noticed the
+    /// close fails (etcd-client reports `transport error`), as with a real etcd.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -19,7 +21,8 @@ impl TestEtcd {
     /// let etcd = test_etcd::TestEtcd::start();
     /// let mut client = etcd_client::Client::connect(etcd.endpoints(), None).await?;
     /// client.put("k", "v", None).await?;
-    /// let (_watcher, mut events) = client.watch("k", None).await?;
+    /// let mut events = client.watch("k", None).await?;
+    /// events.message().await?; // created
     ///
     /// etcd.restart();
     ///
@@ -43,11 +46,12 @@ impl TestEtcd {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let etcd = test_etcd::TestEtcd::builder().fixture_str(r#"{"k": "v"}"#).start()?;
-    /// let mut client = etcd_client::Client::connect(etcd.endpoints(), None).await?;
+    /// let addr = etcd.addr();
     ///
     /// etcd.restart_empty();
     ///
-    /// assert_eq!(etcd.revision(), 1);
+    /// assert_eq!((etcd.addr(), etcd.revision(), etcd.get("k")), (addr, 1, None));
+    /// let mut client = etcd_client::Client::connect(etcd.endpoints(), None).await?;
     /// assert!(client.get("k", None).await?.kvs().is_empty());
     /// # Ok(())
     /// # }

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
@@ -25,9 +25,9 @@ use crate::faults::{EtcdFault, RecordedRequest, WatcherInfo};
 #[derive(Debug)]
 pub(crate) struct Hooks {
     state: Mutex<HookState>,
-    /// Every connection of every endpoint ends when this is cancelled; a fresh one then
-    /// replaces it for the connections that come next.
-    connections: Mutex<CancellationToken>,
+    /// Every connection of every endpoint ends when this generation is cancelled; a fresh one
+    /// then replaces it for the connections that come next.
+    connections: Mutex<Generation>,
     /// Bumped to cancel every open watcher as compacted.
     compact_watchers: tokio::sync::watch::Sender<u64>,
     next_stream: AtomicU64,
@@ -51,6 +51,37 @@ struct Failure {
     error: EtcdFault,
 }
 
+/// How long ending connections waits for them to close.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// The connections accepted since the last `end_connections`.
+#[derive(Debug, Default)]
+struct Generation {
+    stop: CancellationToken,
+    /// How many are open, and a signal when that number drops.
+    open: Arc<(Mutex<usize>, Condvar)>,
+}
+
+/// Counts a connection as open while it lives.
+#[derive(Debug)]
+pub(crate) struct OpenConnection(Arc<(Mutex<usize>, Condvar)>);
+
+impl OpenConnection {
+    fn new(open: &Arc<(Mutex<usize>, Condvar)>) -> Self {
+        *open.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) += 1;
+        OpenConnection(Arc::clone(open))
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        let (count, closed) = &*self.0;
+        let mut count = count.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *count = count.saturating_sub(1);
+        closed.notify_all();
+    }
+}
+
 /// What to do with one gRPC request.
 #[derive(Debug, Default)]
 pub(crate) struct Plan {
@@ -66,7 +97,7 @@ impl Default for Hooks {
     fn default() -> Self {
         Hooks {
             state: Mutex::default(),
-            connections: Mutex::new(CancellationToken::new()),
+            connections: Mutex::new(Generation::default()),
             compact_watchers: tokio::sync::watch::Sender::new(0),
             next_stream: AtomicU64::new(0),
         }
@@ -197,23 +228,29 @@ impl Hooks {
         self.state().log.clear();
     }
 
-    /// The token a new connection ends with.
-    pub(crate) fn connection_token(&self) -> CancellationToken {
+    /// The token a new connection ends with, and what counts it as open until it ends.
+    pub(crate) fn connection(&self) -> (CancellationToken, OpenConnection) {
+        let generation = self.generation();
+        let open = OpenConnection::new(&generation.open);
+        (generation.stop.clone(), open)
+    }
+
+    fn generation(&self) -> MutexGuard<'_, Generation> {
         self.connections
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
     }
 
     /// Closes every open connection of every endpoint (so every stream ends as on a dropped
-    /// connection); new connections are served as before.
+    /// connection), and waits (a bounded time) until they are closed; new connections are
+    /// served as before. Called from the test's thread, never from the server's.
     pub(crate) fn end_connections(&self) {
-        let mut token = self
-            .connections
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        token.cancel();
-        *token = CancellationToken::new();
+        let old = std::mem::take(&mut *self.generation());
+        old.stop.cancel();
+        let (count, closed) = &*old.open;
+        let open = count.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // The server thread drops each connection at its next turn: quick, but not synchronous.
+        let _ = closed.wait_timeout_while(open, CLOSE_WAIT, |open| *open > 0);
     }
 
     /// Cancels every open watcher as compacted.

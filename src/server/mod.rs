@@ -268,8 +268,9 @@ async fn accept(
         let service = service.clone();
         let closed = connections.clone();
         // `TestEtcd::end_streams` and restarts close every connection through this token.
-        let dropped = service.ctx.hooks.connection_token();
+        let (dropped, open) = service.ctx.hooks.connection();
         tokio::spawn(async move {
+            let _open = open;
             let builder = auto::Builder::new(TokioExecutor::new());
             let conn = builder.serve_connection_with_upgrades(
                 TokioIo::new(stream),

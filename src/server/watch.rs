@@ -55,7 +55,11 @@ impl Watch for WatchService {
     ) -> Result<Response<Self::WatchStream>, Status> {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let token = super::auth::token(&request);
+        // Counted with the connections, so that ending them waits until this stream is gone.
+        let (stop, open) = self.ctx.hooks.connection();
         let stream = WatchStream {
+            stop,
+            _open: open,
             stream_id: self.ctx.hooks.new_stream(),
             ctx: self.ctx.clone(),
             token,
@@ -91,6 +95,10 @@ struct Watcher {
 struct Closed;
 
 struct WatchStream {
+    /// Cancelled when the test ends every connection (`TestEtcd::end_streams`, restarts).
+    stop: tokio_util::sync::CancellationToken,
+    /// Keeps the stream counted as open until it is dropped.
+    _open: super::hooks::OpenConnection,
     /// Names this stream's watchers in the server's registry (`TestEtcd::watchers`).
     stream_id: u64,
     ctx: Context,
@@ -148,6 +156,7 @@ impl WatchStream {
                     Ok(())
                 }
                 () = tx.closed() => Err(Closed),
+                () = self.stop.cancelled() => Err(Closed),
             };
             if step.is_err() {
                 return;

@@ -4,6 +4,7 @@ mod auth;
 mod cli;
 mod cluster;
 mod election;
+mod faults;
 mod fork;
 mod guard;
 mod http;
