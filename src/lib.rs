@@ -96,6 +96,7 @@
 #![forbid(unsafe_code)]
 
 mod engine;
+mod dump;
 mod error;
 mod faults;
 mod restart;

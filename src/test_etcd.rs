@@ -573,7 +573,7 @@ impl TestEtcdBuilder {
                 .map_err(|err| Error::Snapshot(err.to_string()))?;
         }
         for source in &self.fixtures {
-            seed(&engine, fixture::load(source)?);
+            seed(&engine, fixture::load(source)?, source)?;
         }
         let first = self
             .addr
@@ -659,18 +659,28 @@ fn launch(
     })
 }
 
-fn seed(engine: &Engine, fixture: fixture::Fixture) {
-    // The schema allows only TTLs etcd grants, and an ID taken by an earlier fixture is the same
-    // lease, so granting cannot fail; a lease that did would leave its keys unattached.
-    let ids: Vec<i64> = fixture
-        .leases
-        .iter()
-        .map(|lease| engine.seed_lease(lease.id, lease.ttl).unwrap_or(0))
-        .collect();
+fn seed(engine: &Engine, fixture: fixture::Fixture, source: &FixtureSource) -> Result<(), Error> {
+    let ids: Vec<i64> = if let Some(history) = &fixture.history {
+        // A history describes the store from revision 1 (its leases included).
+        if !engine.is_fresh() {
+            return Err(fixture::history_not_first(source).into());
+        }
+        engine.restore_history(history);
+        history.named.clone()
+    } else {
+        // The schema allows only TTLs etcd grants, and an ID taken by an earlier fixture is the
+        // same lease, so granting cannot fail; a lease that did would leave its keys unattached.
+        fixture
+            .leases
+            .iter()
+            .map(|lease| engine.seed_lease(lease.id, lease.ttl).unwrap_or(0))
+            .collect()
+    };
     let puts = fixture.puts.into_iter().map(|put| {
         let lease = put.lease.and_then(|i| ids.get(i).copied()).unwrap_or(0);
         (put.key, put.value, lease)
     });
     // Every lease a put names was granted just above.
     let _ = engine.seed(puts);
+    Ok(())
 }

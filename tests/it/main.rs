@@ -7,6 +7,7 @@ mod election;
 mod faults;
 mod fork;
 mod guard;
+mod history;
 mod http;
 mod kv;
 mod lease;
