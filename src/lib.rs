@@ -104,6 +104,9 @@ mod fixture;
 mod pb;
 mod recipes;
 mod rpctypes;
+#[cfg(feature = "rstest")]
+#[path = "rstest_fixtures.rs"]
+pub mod rstest;
 mod server;
 mod test_etcd;
 

@@ -146,7 +146,8 @@ pub(crate) struct Running {
     runtime: tokio::runtime::Handle,
     endpoints: Endpoints,
     stop: Option<oneshot::Sender<()>>,
-    done: mpsc::Receiver<()>,
+    /// In a mutex only so that the guard is `Sync` (a test binary may share one server).
+    done: Mutex<mpsc::Receiver<()>>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
@@ -192,7 +193,7 @@ impl Running {
             runtime,
             endpoints: Endpoints::default(),
             stop: Some(stop_tx),
-            done: done_rx,
+            done: Mutex::new(done_rx),
             thread: Some(thread),
         })
     }
@@ -237,7 +238,11 @@ impl Running {
             let _ = stop.send(());
         }
         if let Some(thread) = self.thread.take() {
-            if self.done.recv_timeout(STOP_TIMEOUT).is_ok() {
+            let done = self
+                .done
+                .get_mut()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if done.recv_timeout(STOP_TIMEOUT).is_ok() {
                 let _ = thread.join();
             }
         }

@@ -14,6 +14,7 @@ mod lease;
 mod lock;
 mod maintenance;
 mod raw;
+mod rstest_fixtures;
 mod txn;
 mod watch;
 mod watch_stress;
