@@ -388,7 +388,12 @@ impl TestEtcd {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn fail_next(&self, rpc: &str, times: usize, error: EtcdFault) -> Result<FaultGuard, Error> {
+    pub fn fail_next(
+        &self,
+        rpc: &str,
+        times: usize,
+        error: EtcdFault,
+    ) -> Result<FaultGuard, Error> {
         let path = method_path(rpc)?;
         let id = self.fault_hooks().fail(path, times, error);
         Ok(FaultGuard::request_fault(self.fault_hooks(), id))

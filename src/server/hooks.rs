@@ -68,7 +68,10 @@ pub(crate) struct OpenConnection(Arc<(Mutex<usize>, Condvar)>);
 
 impl OpenConnection {
     fn new(open: &Arc<(Mutex<usize>, Condvar)>) -> Self {
-        *open.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) += 1;
+        *open
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) += 1;
         OpenConnection(Arc::clone(open))
     }
 }
@@ -76,7 +79,9 @@ impl OpenConnection {
 impl Drop for OpenConnection {
     fn drop(&mut self) {
         let (count, closed) = &*self.0;
-        let mut count = count.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut count = count
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         *count = count.saturating_sub(1);
         closed.notify_all();
     }
@@ -248,7 +253,9 @@ impl Hooks {
         let old = std::mem::take(&mut *self.generation());
         old.stop.cancel();
         let (count, closed) = &*old.open;
-        let open = count.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let open = count
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         // The server thread drops each connection at its next turn: quick, but not synchronous.
         let _ = closed.wait_timeout_while(open, CLOSE_WAIT, |open| *open > 0);
     }

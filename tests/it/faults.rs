@@ -48,8 +48,16 @@ async fn refusal_does_not_touch_open_streams() {
 }
 
 #[rstest::rstest]
-#[case(EtcdFault::RequestTimedOut, Code::Unavailable, "etcdserver: request timed out")]
-#[case(EtcdFault::LeaderChanged, Code::Unavailable, "etcdserver: leader changed")]
+#[case(
+    EtcdFault::RequestTimedOut,
+    Code::Unavailable,
+    "etcdserver: request timed out"
+)]
+#[case(
+    EtcdFault::LeaderChanged,
+    Code::Unavailable,
+    "etcdserver: leader changed"
+)]
 #[case(EtcdFault::NoLeader, Code::Unavailable, "etcdserver: no leader")]
 #[case(EtcdFault::Stopped, Code::Unavailable, "etcdserver: server stopped")]
 #[case(
@@ -57,8 +65,16 @@ async fn refusal_does_not_touch_open_streams() {
     Code::Unavailable,
     "etcdserver: request timed out, possibly due to previous leader failure"
 )]
-#[case(EtcdFault::NotCapable, Code::FailedPrecondition, "etcdserver: not capable")]
-#[case(EtcdFault::TooManyRequests, Code::ResourceExhausted, "etcdserver: too many requests")]
+#[case(
+    EtcdFault::NotCapable,
+    Code::FailedPrecondition,
+    "etcdserver: not capable"
+)]
+#[case(
+    EtcdFault::TooManyRequests,
+    Code::ResourceExhausted,
+    "etcdserver: too many requests"
+)]
 #[case(EtcdFault::Corrupt, Code::DataLoss, "etcdserver: corrupt cluster")]
 #[tokio::test]
 async fn the_next_calls_fail_with_etcds_code_and_message(
@@ -74,7 +90,9 @@ async fn the_next_calls_fail_with_etcds_code_and_message(
     }
     assert_eq!(etcd.revision(), 1, "failed puts change nothing");
     c.get("k", None).await.expect("other RPCs are served");
-    c.put("k", "v", None).await.expect("the third put is served");
+    c.put("k", "v", None)
+        .await
+        .expect("the third put is served");
     assert_eq!(etcd.get("k").as_deref(), Some("v"));
 }
 
@@ -164,7 +182,9 @@ async fn end_streams_ends_watches_and_keep_alives_and_clients_reconnect() {
     etcd.end_streams();
 
     assert!(ended(&mut watch).await, "the watch ended");
-    let after = tokio::time::timeout(WAIT, keep_alive.message()).await.unwrap();
+    let after = tokio::time::timeout(WAIT, keep_alive.message())
+        .await
+        .unwrap();
     assert!(!matches!(after, Ok(Some(_))), "the keep-alive stream ended");
     assert!(etcd.watchers().is_empty());
     c.put("k", "v", None).await.expect("a new connection");
@@ -207,7 +227,11 @@ async fn alarms_refuse_writes_and_show_until_the_guard_drops() {
     );
     c.get("k", None).await.expect("reads go on");
     let alarms = c
-        .alarm(etcd_client::AlarmAction::Get, etcd_client::AlarmType::None, None)
+        .alarm(
+            etcd_client::AlarmAction::Get,
+            etcd_client::AlarmType::None,
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(alarms.alarms().len(), 1);
@@ -239,7 +263,10 @@ async fn restart_keeps_the_data_ends_streams_and_raises_the_term() {
 
     assert!(ended(&mut watch).await);
     assert_eq!(etcd.addr(), addr);
-    let resp = c.get("k", Some(GetOptions::new().with_revision(2))).await.unwrap();
+    let resp = c
+        .get("k", Some(GetOptions::new().with_revision(2)))
+        .await
+        .unwrap();
     assert_eq!(resp.kvs()[0].value(), b"v", "history is kept");
     assert_eq!(resp.header().unwrap().revision(), 3);
     let ttl = c.lease_time_to_live(lease, None).await.unwrap();
@@ -270,7 +297,10 @@ async fn restart_drops_auth_tokens_but_keeps_users() {
     }
     assert_eq!(
         status(err),
-        (Code::Unauthenticated, "etcdserver: invalid auth token".to_owned())
+        (
+            Code::Unauthenticated,
+            "etcdserver: invalid auth token".to_owned()
+        )
     );
     let mut again = etcd_client::Client::connect(etcd.endpoints(), Some(options))
         .await
@@ -284,7 +314,14 @@ async fn a_watch_resumes_after_a_restart_from_the_next_revision() {
     let mut watch = c.watch("cfg", None).await.unwrap();
     watch.message().await.unwrap();
     c.put("cfg", "1", None).await.unwrap();
-    let seen = watch.message().await.unwrap().unwrap().header().unwrap().revision();
+    let seen = watch
+        .message()
+        .await
+        .unwrap()
+        .unwrap()
+        .header()
+        .unwrap()
+        .revision();
 
     etcd.restart();
     assert!(ended(&mut watch).await);
@@ -340,9 +377,16 @@ async fn the_request_log_holds_methods_and_decoded_requests() {
         ]
     );
     let put = log[0].request().unwrap();
-    assert!(put.starts_with("PutRequest { key: [107], value: [118]"), "{put}");
+    assert!(
+        put.starts_with("PutRequest { key: [107], value: [118]"),
+        "{put}"
+    );
     assert!(log[1].request().unwrap().contains("CreateRequest"));
-    assert_eq!(log[2].request(), None, "a failed call's message is not read");
+    assert_eq!(
+        log[2].request(),
+        None,
+        "a failed call's message is not read"
+    );
 
     etcd.clear_requests();
     assert!(etcd.requests().is_empty());
@@ -371,9 +415,17 @@ async fn inspection_reads_keys_leases_and_watchers() {
 
     let kvs = etcd.range("/app/");
     assert_eq!(kvs.len(), 2);
-    assert_eq!((kvs[0].key_str(), kvs[0].lease), ("/app/a".to_owned(), lease));
     assert_eq!(
-        (kvs[1].value_str(), kvs[1].create_revision, kvs[1].mod_revision, kvs[1].version),
+        (kvs[0].key_str(), kvs[0].lease),
+        ("/app/a".to_owned(), lease)
+    );
+    assert_eq!(
+        (
+            kvs[1].value_str(),
+            kvs[1].create_revision,
+            kvs[1].mod_revision,
+            kvs[1].version
+        ),
         ("3".to_owned(), 3, 4, 2)
     );
     assert_eq!(etcd.range("").len(), 3);
@@ -394,7 +446,10 @@ async fn inspection_reads_keys_leases_and_watchers() {
     let id = stream.message().await.unwrap().unwrap().watch_id();
     let open = etcd.watchers();
     assert_eq!(open.len(), 1);
-    assert_eq!((open[0].key.as_slice(), open[0].range_end.as_slice()), (&b"/app/"[..], &b"/app0"[..]));
+    assert_eq!(
+        (open[0].key.as_slice(), open[0].range_end.as_slice()),
+        (&b"/app/"[..], &b"/app0"[..])
+    );
     stream.cancel(id).await.unwrap();
     stream.message().await.unwrap(); // cancelled
     assert!(etcd.watchers().is_empty());

@@ -58,11 +58,25 @@ async fn a_history_sets_revisions_versions_and_the_compaction_point() {
     assert_eq!(etcd.revision(), 8);
     let a = c.get("/cfg/a", None).await.unwrap();
     let kv = &a.kvs()[0];
-    assert_eq!((kv.value(), kv.create_revision(), kv.mod_revision(), kv.version()), (&b"3"[..], 6, 6, 1));
+    assert_eq!(
+        (
+            kv.value(),
+            kv.create_revision(),
+            kv.mod_revision(),
+            kv.version()
+        ),
+        (&b"3"[..], 6, 6, 1)
+    );
     let b = c.get("/cfg/b", None).await.unwrap();
-    assert_eq!((b.kvs()[0].value(), b.kvs()[0].lease()), (&br#"{"x":1}"#[..], 100));
+    assert_eq!(
+        (b.kvs()[0].value(), b.kvs()[0].lease()),
+        (&br#"{"x":1}"#[..], 100)
+    );
     // Revision 3 is readable, 2 is compacted.
-    let old = c.get("/cfg/a", Some(GetOptions::new().with_revision(3))).await.unwrap();
+    let old = c
+        .get("/cfg/a", Some(GetOptions::new().with_revision(3)))
+        .await
+        .unwrap();
     assert_eq!(old.kvs()[0].value(), b"2");
     let err = c
         .get("/cfg/a", Some(GetOptions::new().with_revision(2)))
@@ -70,11 +84,17 @@ async fn a_history_sets_revisions_versions_and_the_compaction_point() {
         .unwrap_err();
     assert_eq!(
         status(err),
-        (Code::OutOfRange, "etcdserver: mvcc: required revision has been compacted".into())
+        (
+            Code::OutOfRange,
+            "etcdserver: mvcc: required revision has been compacted".into()
+        )
     );
     // The revoked lease took its key in its own revision.
     assert_eq!(etcd.get("/tmp/x"), None);
-    assert_eq!(etcd.leases().iter().map(|l| l.id).collect::<Vec<_>>(), [100]);
+    assert_eq!(
+        etcd.leases().iter().map(|l| l.id).collect::<Vec<_>>(),
+        [100]
+    );
 }
 
 #[tokio::test]
@@ -92,7 +112,11 @@ async fn a_watch_from_an_old_revision_replays_the_history() {
             .unwrap();
         for e in resp.events() {
             let kv = e.kv().unwrap();
-            events.push((e.event_type(), kv.key_str().unwrap().to_owned(), kv.mod_revision()));
+            events.push((
+                e.event_type(),
+                kv.key_str().unwrap().to_owned(),
+                kv.mod_revision(),
+            ));
         }
     }
     assert_eq!(
@@ -116,7 +140,10 @@ fn changes_that_give_the_same_revision_make_one_revision() {
     );
     assert_eq!(etcd.revision(), 10);
     let kvs = etcd.range("");
-    let revs: Vec<_> = kvs.iter().map(|kv| (kv.mod_revision, kv.create_revision, kv.version)).collect();
+    let revs: Vec<_> = kvs
+        .iter()
+        .map(|kv| (kv.mod_revision, kv.create_revision, kv.version))
+        .collect();
     assert_eq!(revs, [(2, 2, 1), (2, 2, 1), (10, 4, 3)]);
 }
 
@@ -145,17 +172,31 @@ async fn etcdctl_json_output_loads() {
     let mut c = client(&etcd).await;
     let resp = c.get("/app/leader", None).await.unwrap();
     let kv = &resp.kvs()[0];
-    assert_eq!((kv.value(), kv.create_revision(), kv.mod_revision(), kv.version()), (&b"node-1"[..], 2, 9, 3));
+    assert_eq!(
+        (
+            kv.value(),
+            kv.create_revision(),
+            kv.mod_revision(),
+            kv.version()
+        ),
+        (&b"node-1"[..], 2, 9, 3)
+    );
     assert_eq!(resp.header().unwrap().revision(), 12);
     assert_eq!(etcd.get("/app/mode").as_deref(), Some("primary"));
-    assert!(etcd.leases().is_empty(), "etcdctl's output has no lease TTLs");
+    assert!(
+        etcd.leases().is_empty(),
+        "etcdctl's output has no lease TTLs"
+    );
     // Nothing is known before the newest change.
     let err = c
         .get("/app/mode", Some(GetOptions::new().with_revision(5)))
         .await
         .unwrap_err();
     assert_eq!(status(err).0, Code::OutOfRange);
-    let at_nine = c.get("/app/mode", Some(GetOptions::new().with_revision(9))).await.unwrap();
+    let at_nine = c
+        .get("/app/mode", Some(GetOptions::new().with_revision(9)))
+        .await
+        .unwrap();
     assert_eq!(at_nine.kvs()[0].value(), b"primary");
     assert_round_trip(&etcd.dump());
 }
@@ -165,7 +206,10 @@ fn a_history_dump_loads_back_identically() {
     let etcd = start(HISTORY);
     let dump = etcd.dump();
     assert_round_trip(&dump);
-    assert_eq!(dump["leases"], json!([{"name": "64", "id": 100, "ttl": 60}]));
+    assert_eq!(
+        dump["leases"],
+        json!([{"name": "64", "id": 100, "ttl": 60}])
+    );
 }
 
 #[tokio::test]
@@ -174,9 +218,13 @@ async fn a_dump_of_client_writes_loads_back_identically() {
     let mut c = client(&etcd).await;
     let lease = c.lease_grant(30, None).await.unwrap().id();
     let gone = c.lease_grant(30, None).await.unwrap().id();
-    c.put("k", "1", Some(PutOptions::new().with_lease(lease))).await.unwrap();
+    c.put("k", "1", Some(PutOptions::new().with_lease(lease)))
+        .await
+        .unwrap();
     c.put(vec![0xff, 0x00], vec![0xfe], None).await.unwrap();
-    c.put("old", "x", Some(PutOptions::new().with_lease(gone))).await.unwrap();
+    c.put("old", "x", Some(PutOptions::new().with_lease(gone)))
+        .await
+        .unwrap();
     let txn = Txn::new().and_then([
         TxnOp::put("t1", "a", None),
         TxnOp::put("t2", "b", None),
@@ -194,7 +242,10 @@ async fn a_dump_of_client_writes_loads_back_identically() {
     assert_eq!(copy.revision(), etcd.revision());
     assert_eq!(copy.range(""), etcd.range(""));
     let mut cc = client(&copy).await;
-    let at5 = cc.get("t", Some(GetOptions::new().with_prefix().with_revision(5))).await.unwrap();
+    let at5 = cc
+        .get("t", Some(GetOptions::new().with_prefix().with_revision(5)))
+        .await
+        .unwrap();
     assert_eq!(at5.kvs().len(), 2, "the txn's revision is one revision");
     let hash = |r: etcd_client::HashKvResponse| r.hash();
     assert_eq!(

@@ -3,6 +3,7 @@
 mod auth;
 mod cli;
 mod cluster;
+mod cookbook;
 mod election;
 mod faults;
 mod fork;
