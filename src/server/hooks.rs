@@ -96,6 +96,8 @@ pub(crate) struct Plan {
     pub(crate) delay: Duration,
     /// Then fail with this instead of serving.
     pub(crate) fail: Option<EtcdFault>,
+    /// Log the request's messages.
+    pub(crate) record: bool,
 }
 
 impl Default for Hooks {
@@ -175,6 +177,7 @@ impl Hooks {
         if !state.refusals.is_empty() {
             return Plan {
                 refuse: true,
+                record: state.recording,
                 ..Plan::default()
             };
         }
@@ -200,6 +203,7 @@ impl Hooks {
             refuse: false,
             delay,
             fail,
+            record: state.recording,
         }
     }
 

@@ -400,12 +400,20 @@ impl tower::Service<http::Request<Incoming>> for MemberService {
             let response = counted.finish(status.into_http());
             return Box::pin(async move { Ok(response) });
         }
-        let request = if hooks.is_recording() {
+        if plan.delay.is_zero() && plan.fail.is_none() && !plan.record {
+            // No fault and no log: the request goes straight to its service.
+            let future = self.grpc.call(request);
+            return Box::pin(async move {
+                let response = future.await?;
+                Ok(counted.finish(oversize::as_grpc_go(response)))
+            });
+        }
+        let request = if plan.record {
             request.map(|body| Body::new(hooks::Tap::new(body, Arc::clone(&hooks), path.clone())))
         } else {
             request.map(Body::new)
         };
-        // Cloned before the delay: `poll_ready` was for this call, so the ready clone serves it.
+        // Routes are always ready, so a clone can serve the call after the delay.
         let mut grpc = self.grpc.clone();
         let future = async move {
             if !plan.delay.is_zero() {
