@@ -454,3 +454,27 @@ async fn inspection_reads_keys_leases_and_watchers() {
     stream.message().await.unwrap(); // cancelled
     assert!(etcd.watchers().is_empty());
 }
+
+#[tokio::test]
+async fn every_member_restarts_on_its_own_port() {
+    let etcd = TestEtcd::builder().members(3).start().unwrap();
+    let before = etcd.endpoints();
+    let mut c = client(&etcd).await;
+    c.put("k", "v", None).await.unwrap();
+
+    etcd.restart();
+
+    assert_eq!(etcd.endpoints(), before);
+    for endpoint in before {
+        let mut member = etcd_client::Client::connect([endpoint], None)
+            .await
+            .unwrap();
+        let resp = member.get("k", None).await.unwrap();
+        assert_eq!(resp.kvs()[0].value(), b"v");
+        assert_eq!(
+            resp.header().unwrap().raft_term(),
+            3,
+            "one election after bootstrap's term 2"
+        );
+    }
+}
