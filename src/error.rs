@@ -41,4 +41,16 @@ pub enum Error {
         /// Why it cannot start.
         reason: &'static str,
     },
+    /// A fault was asked for an RPC that no etcd service has (see
+    /// [`TestEtcd::fail_next`](crate::TestEtcd::fail_next)).
+    #[error("unknown RPC {0:?}: expected a method such as \"KV/Put\" or \"/etcdserverpb.KV/Put\"")]
+    UnknownRpc(String),
+    /// [`TestEtcd::write_fixture`](crate::TestEtcd::write_fixture) could not write its file.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
 }

@@ -86,6 +86,34 @@
 //! [`TestEtcdBuilder::restore_snapshot`] restores. Every endpoint also answers etcd's HTTP
 //! `/health`, `/livez`, `/readyz`, `/version` and `/metrics` on the same port.
 //!
+//! # Beyond a real etcd
+//!
+//! Faults on demand, each undone when its [`FaultGuard`] drops: [`TestEtcd::refuse_requests`],
+//! [`TestEtcd::delay`], [`TestEtcd::fail_next`] (with an [`EtcdFault`], etcd's code and
+//! message), [`TestEtcd::end_streams`], [`TestEtcd::cancel_watches_compacted`] and
+//! [`TestEtcd::raise_alarm`]. [`TestEtcd::restart`] serves again on the same ports with the same
+//! data ([`TestEtcd::restart_empty`] without it). Inspection without a client:
+//! [`TestEtcd::range`], [`TestEtcd::leases`], [`TestEtcd::watchers`], [`TestEtcd::requests`]
+//! (with [`TestEtcdBuilder::record_requests`]) and [`TestEtcd::dump`], a fixture that loads
+//! back into the same state. Fixtures may replay a `history` of changes, or be the output of
+//! `etcdctl get "" --prefix -w json`. With the `rstest` feature, `test_etcd::rstest` has
+//! ready-made rstest fixtures.
+//!
+//! ```
+//! use test_etcd::{EtcdFault, TestEtcd};
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let etcd = TestEtcd::start();
+//! let mut client = etcd_client::Client::connect(etcd.endpoints(), None).await?;
+//! let _flaky = etcd.fail_next("KV/Put", 1, EtcdFault::LeaderChanged)?;
+//!
+//! let err = client.put("k", "v", None).await.unwrap_err();
+//! assert!(err.to_string().contains("etcdserver: leader changed"));
+//! client.put("k", "v", None).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Runtimes
 //!
 //! Each server runs on its own thread and runtime. [`TestEtcd::start`] is a plain function: call
@@ -95,14 +123,21 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod dump;
 mod engine;
 mod error;
+mod faults;
 mod fixture;
 mod pb;
 mod recipes;
+mod restart;
 mod rpctypes;
+#[cfg(feature = "rstest")]
+#[path = "rstest_fixtures.rs"]
+pub mod rstest;
 mod server;
 mod test_etcd;
 
 pub use error::{Error, FixtureError};
+pub use faults::{Alarm, EtcdFault, FaultGuard, KeyValue, LeaseInfo, RecordedRequest, WatcherInfo};
 pub use test_etcd::{TestEtcd, TestEtcdBuilder};

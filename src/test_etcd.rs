@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::engine::{Clock, Engine, Limits, StartRefusal, Version};
 use crate::error::Error;
 use crate::fixture::{self, FixtureSource};
-use crate::server::{Context, Identity, Metrics, Running, DEFAULT_PROGRESS_INTERVAL};
+use crate::server::{Context, Hooks, Identity, Metrics, Running, DEFAULT_PROGRESS_INTERVAL};
 
 /// An etcd-compatible server for one test. It listens on a free loopback port from
 /// [`start`](TestEtcd::start) until it is dropped; dropping it closes every connection and stream
@@ -32,6 +32,8 @@ pub struct TestEtcd {
     limits: Limits,
     metrics: Arc<Metrics>,
     progress_interval: Duration,
+    /// Faults, request log and watcher registry (`faults.rs`, `server/hooks.rs`).
+    hooks: Arc<Hooks>,
 }
 
 impl fmt::Debug for TestEtcd {
@@ -159,6 +161,7 @@ impl TestEtcd {
             self.limits,
             &self.metrics,
             self.progress_interval,
+            &self.hooks,
             id,
         );
         self.running.serve(listener, ctx).map_err(Error::Start)?;
@@ -220,6 +223,7 @@ impl TestEtcd {
             version,
             self.limits,
             self.progress_interval,
+            self.hooks.is_recording(),
         )
     }
 
@@ -250,6 +254,7 @@ impl TestEtcd {
                 self.limits,
                 &self.metrics,
                 self.progress_interval,
+                &self.hooks,
                 member,
             ),
             running: self.running.handle(),
@@ -315,6 +320,16 @@ impl TestEtcd {
         self.engine.revision()
     }
 
+    /// The engine, for the inspection and fault methods in other modules.
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The hooks, for the fault and inspection methods in other modules.
+    pub(crate) fn hooks(&self) -> &Arc<Hooks> {
+        &self.hooks
+    }
+
     /// Stops the server now; the same as dropping it, spelled out.
     ///
     /// ```
@@ -350,6 +365,7 @@ pub struct TestEtcdBuilder {
     snapshot: Option<Vec<u8>>,
     progress_interval: Option<Duration>,
     manual_clock: bool,
+    record_requests: bool,
 }
 
 /// The services of member `id`, for its endpoint.
@@ -359,6 +375,7 @@ fn context(
     limits: Limits,
     metrics: &Arc<Metrics>,
     progress_interval: Duration,
+    hooks: &Arc<Hooks>,
     id: u64,
 ) -> Context {
     Context {
@@ -368,6 +385,7 @@ fn context(
         endpoints: running.endpoints().clone(),
         metrics: Arc::clone(metrics),
         progress_interval,
+        hooks: Arc::clone(hooks),
     }
 }
 
@@ -554,6 +572,19 @@ impl TestEtcdBuilder {
         self.manual_clock = true;
         self
     }
+    /// Records every request the server receives, for [`TestEtcd::requests`]. Off by default:
+    /// a long test would keep every request in memory.
+    ///
+    /// ```
+    /// let etcd = test_etcd::TestEtcd::builder().record_requests().start()?;
+    /// assert!(etcd.requests().is_empty());
+    /// # Ok::<(), test_etcd::Error>(())
+    /// ```
+    pub fn record_requests(mut self) -> Self {
+        self.record_requests = true;
+        self
+    }
+
     /// Listens on `addr` instead of a free loopback port. Starting fails with
     /// [`Error::Bind`] if the address is taken.
     ///
@@ -594,7 +625,7 @@ impl TestEtcdBuilder {
                 .map_err(|err| Error::Snapshot(err.to_string()))?;
         }
         for source in &self.fixtures {
-            seed(&engine, fixture::load(source)?);
+            seed(&engine, fixture::load(source)?, source)?;
         }
         let first = self
             .addr
@@ -607,6 +638,7 @@ impl TestEtcdBuilder {
             version,
             self.limits,
             progress,
+            self.record_requests,
         )
     }
 }
@@ -620,6 +652,7 @@ fn launch(
     version: Version,
     limits: Limits,
     progress_interval: Duration,
+    record_requests: bool,
 ) -> Result<TestEtcd, Error> {
     // Bind now and keep the sockets: picking free ports to bind later would race with
     // other tests doing the same.
@@ -642,6 +675,8 @@ fn launch(
     let running = Running::start().map_err(Error::Start)?;
     running.run_expiry(engine.clone());
     let metrics = Arc::new(Metrics::default());
+    let hooks = Arc::new(Hooks::default());
+    hooks.set_recording(record_requests);
     // The member the builder's `listen` address went to: the first bound.
     let first_bound = listeners.first().map_or(first, |(_, addr)| *addr);
     for member in engine.members() {
@@ -660,6 +695,7 @@ fn launch(
             limits,
             &metrics,
             progress_interval,
+            &hooks,
             member.id,
         );
         running.serve(listener, ctx).map_err(Error::Start)?;
@@ -671,21 +707,32 @@ fn launch(
         limits,
         metrics,
         progress_interval,
+        hooks,
     })
 }
 
-fn seed(engine: &Engine, fixture: fixture::Fixture) {
-    // The schema allows only TTLs etcd grants, and an ID taken by an earlier fixture is the same
-    // lease, so granting cannot fail; a lease that did would leave its keys unattached.
-    let ids: Vec<i64> = fixture
-        .leases
-        .iter()
-        .map(|lease| engine.seed_lease(lease.id, lease.ttl).unwrap_or(0))
-        .collect();
+fn seed(engine: &Engine, fixture: fixture::Fixture, source: &FixtureSource) -> Result<(), Error> {
+    let ids: Vec<i64> = if let Some(history) = &fixture.history {
+        // A history describes the store from revision 1 (its leases included).
+        if !engine.is_fresh() {
+            return Err(fixture::history_not_first(source).into());
+        }
+        engine.restore_history(history);
+        history.named.clone()
+    } else {
+        // The schema allows only TTLs etcd grants, and an ID taken by an earlier fixture is the
+        // same lease, so granting cannot fail; a lease that did would leave its keys unattached.
+        fixture
+            .leases
+            .iter()
+            .map(|lease| engine.seed_lease(lease.id, lease.ttl).unwrap_or(0))
+            .collect()
+    };
     let puts = fixture.puts.into_iter().map(|put| {
         let lease = put.lease.and_then(|i| ids.get(i).copied()).unwrap_or(0);
         (put.key, put.value, lease)
     });
     // Every lease a put names was granted just above.
     let _ = engine.seed(puts);
+    Ok(())
 }

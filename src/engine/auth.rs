@@ -201,6 +201,11 @@ impl AuthStore {
         Ok(())
     }
 
+    /// Forgets every simple token, as a restarted etcd does (it keeps them in memory only).
+    pub(crate) fn drop_tokens(&mut self) {
+        self.tokens.clear();
+    }
+
     pub(crate) fn disable(&mut self, caller: &Caller) -> Result<(), EtcdError> {
         if !self.enabled {
             return Ok(());

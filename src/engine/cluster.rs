@@ -377,6 +377,11 @@ impl Cluster {
         Ok(self.list())
     }
 
+    /// A new election with the same leader, as after every member restarted.
+    pub(crate) fn new_term(&mut self) {
+        self.raft_term += 1;
+    }
+
     fn move_leader(&mut self, serving: u64, target: u64) -> Result<(), EtcdError> {
         if serving != self.leader {
             return Err(EtcdError::NotLeader);

@@ -112,7 +112,7 @@ impl Engine {
 
     /// Tells the expiry task that deadlines may have moved. A stored permit covers a change made
     /// while the task is busy, so none is missed.
-    fn leases_changed(&self) {
+    pub(super) fn leases_changed(&self) {
         self.shared.leases_changed.notify_one();
     }
 

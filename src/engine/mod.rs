@@ -7,6 +7,7 @@ mod clock;
 mod cluster;
 mod error;
 mod history;
+mod inspect;
 #[cfg(test)]
 mod invariants;
 mod kv;

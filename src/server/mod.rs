@@ -12,6 +12,7 @@ mod auth;
 mod cluster;
 mod election;
 mod etcdhttp;
+mod hooks;
 mod kv;
 mod lease;
 mod lock;
@@ -49,6 +50,7 @@ use crate::pb::etcdserverpb::{
 use crate::pb::v3electionpb::election_server::ElectionServer;
 use crate::pb::v3lockpb::lock_server::LockServer;
 
+pub(crate) use hooks::{is_known_method, Hooks};
 pub(crate) use metrics::Metrics;
 pub(crate) use watch::DEFAULT_PROGRESS_INTERVAL;
 
@@ -100,6 +102,8 @@ pub(crate) struct Context {
     pub(crate) metrics: Arc<Metrics>,
     /// How often watchers that asked for progress notifications get one.
     pub(crate) progress_interval: Duration,
+    /// Faults, the request log and the watcher registry, shared by every endpoint.
+    pub(crate) hooks: Arc<Hooks>,
 }
 
 /// One member's listener.
@@ -142,7 +146,8 @@ pub(crate) struct Running {
     runtime: tokio::runtime::Handle,
     endpoints: Endpoints,
     stop: Option<oneshot::Sender<()>>,
-    done: mpsc::Receiver<()>,
+    /// In a mutex only so that the guard is `Sync` (a test binary may share one server).
+    done: Mutex<mpsc::Receiver<()>>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
@@ -208,7 +213,7 @@ impl Running {
             runtime,
             endpoints: Endpoints::default(),
             stop: Some(stop_tx),
-            done: done_rx,
+            done: Mutex::new(done_rx),
             thread: Some(thread),
         })
     }
@@ -260,7 +265,11 @@ impl Running {
             let _ = stop.send(());
         }
         if let Some(thread) = self.thread.take() {
-            if self.done.recv_timeout(STOP_TIMEOUT).is_ok() {
+            let done = self
+                .done
+                .get_mut()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if done.recv_timeout(STOP_TIMEOUT).is_ok() {
                 let _ = thread.join();
             }
         }
@@ -290,7 +299,10 @@ async fn accept(
         let _ = stream.set_nodelay(true);
         let service = service.clone();
         let closed = connections.clone();
+        // `TestEtcd::end_streams` and restarts close every connection through this token.
+        let (dropped, open) = service.ctx.hooks.connection();
         tokio::spawn(async move {
+            let _open = open;
             let builder = auto::Builder::new(TokioExecutor::new());
             let conn = builder.serve_connection_with_upgrades(
                 TokioIo::new(stream),
@@ -299,6 +311,7 @@ async fn accept(
             tokio::select! {
                 _ = conn => {}
                 _ = closed.cancelled() => {}
+                _ = dropped.cancelled() => {}
             }
         });
     }
@@ -351,6 +364,21 @@ fn learner_may_call(path: &str) -> bool {
     )
 }
 
+/// How a refused request reads to a client: what grpc-go reports when it cannot connect to an
+/// etcd that is down.
+fn refused(ctx: &Context) -> tonic::Status {
+    let addr = ctx
+        .endpoints
+        .lock()
+        .get(&ctx.identity.member_id)
+        .map(|e| e.addr.to_string())
+        .unwrap_or_default();
+    tonic::Status::unavailable(format!(
+        "connection error: desc = \"transport: Error while dialing: dial tcp {addr}: \
+         connect: connection refused\""
+    ))
+}
+
 /// One member's endpoint: HTTP/1.x requests go to etcd's HTTP handlers, HTTP/2 to gRPC.
 #[derive(Clone)]
 struct MemberService {
@@ -359,6 +387,33 @@ struct MemberService {
 }
 
 impl MemberService {
+    /// A call with a fault or the request log in its way: delayed, failed or recorded as planned.
+    fn faulty_call(
+        &self,
+        request: http::Request<Incoming>,
+        plan: hooks::Plan,
+        hooks: Arc<hooks::Hooks>,
+        path: String,
+    ) -> impl Future<Output = Result<http::Response<Body>, Infallible>> + Send + 'static {
+        let request = if plan.record {
+            request.map(|body| Body::new(hooks::Tap::new(body, Arc::clone(&hooks), path.clone())))
+        } else {
+            request.map(Body::new)
+        };
+        // Routes are always ready, so a clone can serve the call after the delay.
+        let mut grpc = self.grpc.clone();
+        async move {
+            if !plan.delay.is_zero() {
+                // On the server's runtime, which a test's paused tokio clock does not stop.
+                tokio::time::sleep(plan.delay).await;
+            }
+            if let Some(fault) = plan.fail {
+                hooks.record_unread(&path);
+                return Ok(fault.status().into_http());
+            }
+            tower::Service::call(&mut grpc, request).await
+        }
+    }
     fn new(ctx: Context) -> Self {
         MemberService {
             grpc: routes(&ctx),
@@ -368,6 +423,7 @@ impl MemberService {
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = Result<T, Infallible>> + Send>>;
+type GrpcFuture = BoxFuture<http::Response<Body>>;
 
 impl tower::Service<http::Request<Incoming>> for MemberService {
     type Response = http::Response<Body>;
@@ -391,7 +447,21 @@ impl tower::Service<http::Request<Incoming>> for MemberService {
             let response = counted.finish(status.into_http());
             return Box::pin(async move { Ok(response) });
         }
-        let future = CatchPanic(self.grpc.call(request));
+        let hooks = Arc::clone(&self.ctx.hooks);
+        let plan = hooks.plan(&path);
+        if plan.refuse {
+            hooks.record_unread(&path);
+            let status = refused(&self.ctx);
+            let response = counted.finish(status.into_http());
+            return Box::pin(async move { Ok(response) });
+        }
+        let future: GrpcFuture = if plan.delay.is_zero() && plan.fail.is_none() && !plan.record {
+            // No fault and no log: the request goes straight to its service.
+            Box::pin(self.grpc.call(request))
+        } else {
+            Box::pin(self.faulty_call(request, plan, hooks, path))
+        };
+        let future = CatchPanic(future);
         Box::pin(async move {
             let response = match future.await {
                 Ok(response) => response?,
