@@ -385,7 +385,14 @@ async fn run(sizes: Sizes) -> String {
     );
     drop(idle);
 
-    // Start to first answered RPC.
+    // Start alone (bind, thread, runtime), then start to first answered RPC (with a new client's
+    // connection, as a test would).
+    let starts = 50u32;
+    let t = Instant::now();
+    for _ in 0..starts {
+        drop(TestEtcd::start());
+    }
+    let _ = writeln!(out, "| TestEtcd::start() + drop | {} | - | - | - | - |", ms(t.elapsed() / starts));
     let t = Instant::now();
     let ours = TestEtcd::start();
     first_answer(&ours.endpoint()).await;
