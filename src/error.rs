@@ -41,4 +41,9 @@ pub enum Error {
         /// Why it cannot start.
         reason: &'static str,
     },
+    /// TLS could not be set up, or a client certificate could not be made (feature `tls`).
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    #[error("{0}")]
+    Tls(String),
 }

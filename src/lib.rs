@@ -94,6 +94,7 @@
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod engine;
 mod error;
@@ -103,6 +104,11 @@ mod recipes;
 mod rpctypes;
 mod server;
 mod test_etcd;
+#[cfg(feature = "tls")]
+mod tls;
 
 pub use error::{Error, FixtureError};
+#[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+pub use tls::ClientCertificate;
 pub use test_etcd::{TestEtcd, TestEtcdBuilder};

@@ -54,10 +54,10 @@ impl Watch for WatchService {
         request: Request<Streaming<WatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        let token = super::auth::token(&request);
+        let credentials = super::auth::Credentials::of(&request);
         let stream = WatchStream {
             ctx: self.ctx.clone(),
-            token,
+            credentials,
             tx,
             watchers: BTreeMap::new(),
             next_auto_id: 0,
@@ -91,8 +91,9 @@ struct Closed;
 
 struct WatchStream {
     ctx: Context,
-    /// The auth token the stream was opened with; each create is checked with it.
-    token: Option<String>,
+    /// The token (or client certificate) the stream was opened with; each create is checked
+    /// with it.
+    credentials: super::auth::Credentials,
     tx: Outbound,
     watchers: BTreeMap<i64, Watcher>,
     next_auto_id: i64,
@@ -179,8 +180,7 @@ impl WatchStream {
         let unbounded = create.range_end == [0];
         let allowed = self
             .ctx
-            .engine
-            .caller(self.token.as_deref())
+            .identify(&self.credentials)
             .and_then(|caller| {
                 let end = if create.range_end.is_empty() {
                     &[][..]

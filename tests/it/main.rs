@@ -1,6 +1,7 @@
 //! Integration tests: a real etcd client (`etcd-client`) against `TestEtcd` over gRPC.
 
 mod auth;
+mod auth_matrix;
 mod cli;
 mod cluster;
 mod election;
@@ -12,6 +13,7 @@ mod lease;
 mod lock;
 mod maintenance;
 mod raw;
+mod tls;
 mod txn;
 mod watch;
 mod watch_stress;
