@@ -146,7 +146,7 @@ mod test_etcd;
 mod tls;
 
 pub use error::{Error, FixtureError};
+pub use test_etcd::{TestEtcd, TestEtcdBuilder};
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub use tls::ClientCertificate;
-pub use test_etcd::{TestEtcd, TestEtcdBuilder};

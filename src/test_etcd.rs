@@ -9,9 +9,7 @@ use std::time::Duration;
 use crate::engine::{Clock, Engine, Limits, StartRefusal, Version};
 use crate::error::Error;
 use crate::fixture::{self, FixtureSource};
-use crate::server::{
-    Context, Identity, Metrics, Running, Transport, DEFAULT_PROGRESS_INTERVAL,
-};
+use crate::server::{Context, Identity, Metrics, Running, Transport, DEFAULT_PROGRESS_INTERVAL};
 
 /// An etcd-compatible server for one test. It listens on a free loopback port from
 /// [`start`](TestEtcd::start) until it is dropped; dropping it closes every connection and stream

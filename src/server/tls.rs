@@ -7,22 +7,22 @@
 
 use std::sync::Arc;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose,
-};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
+};
 use tokio::net::TcpStream;
-use tower::service_fn;
 use tokio_rustls::rustls::crypto::ring;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{RootCertStore, ServerConfig};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
+use tower::service_fn;
 
 /// The names the server certificate is valid for: every name a test reaches a loopback
 /// endpoint by.
@@ -92,8 +92,7 @@ impl Tls {
         let ca = Issuer::new(ca_params, ca_key);
 
         let server_key = KeyPair::generate()?;
-        let mut server_params =
-            CertificateParams::new(SERVER_NAMES.map(str::to_owned).to_vec())?;
+        let mut server_params = CertificateParams::new(SERVER_NAMES.map(str::to_owned).to_vec())?;
         server_params.distinguished_name = name("test-etcd");
         server_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let server_cert = server_params.signed_by(&server_key, &ca)?;
@@ -276,7 +275,12 @@ mod tests {
 
     #[test]
     fn garbage_has_no_common_name() {
-        for bytes in [&b""[..], b"\x30", b"\x30\x84\xff\xff\xff\xff", b"\x30\x03\x30\x01\x00"] {
+        for bytes in [
+            &b""[..],
+            b"\x30",
+            b"\x30\x84\xff\xff\xff\xff",
+            b"\x30\x03\x30\x01\x00",
+        ] {
             assert_eq!(common_name(&CertificateDer::from(bytes.to_vec())), None);
         }
     }

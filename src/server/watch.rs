@@ -178,19 +178,16 @@ impl WatchStream {
             create.key
         };
         let unbounded = create.range_end == [0];
-        let allowed = self
-            .ctx
-            .identify(&self.credentials)
-            .and_then(|caller| {
-                let end = if create.range_end.is_empty() {
-                    &[][..]
-                } else {
-                    &create.range_end
-                };
-                self.ctx
-                    .engine
-                    .auth(|auth| auth.check_range(&caller, &key, end, Access::Read))
-            });
+        let allowed = self.ctx.identify(&self.credentials).and_then(|caller| {
+            let end = if create.range_end.is_empty() {
+                &[][..]
+            } else {
+                &create.range_end
+            };
+            self.ctx
+                .engine
+                .auth(|auth| auth.check_range(&caller, &key, end, Access::Read))
+        });
         let denied = allowed
             .err()
             .map(|err| crate::rpctypes::go_status_text(&err));

@@ -4,9 +4,7 @@
 
 use std::time::Duration;
 
-use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, LeaseTimeToLiveOptions, Txn, TxnOp,
-};
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, LeaseTimeToLiveOptions, Txn, TxnOp};
 use test_etcd::TestEtcd;
 
 use crate::client;
@@ -188,7 +186,12 @@ impl Call {
             }
             Call::LeaseLeases => c.leases().await.map(drop),
             Call::Status => c.status().await.map(drop),
-            Call::AlarmList => c.alarm(etcd_client::AlarmAction::Get, etcd_client::AlarmType::None, None)
+            Call::AlarmList => c
+                .alarm(
+                    etcd_client::AlarmAction::Get,
+                    etcd_client::AlarmType::None,
+                    None,
+                )
                 .await
                 .map(drop),
             Call::Defragment => c.defragment().await.map(drop),
@@ -233,11 +236,12 @@ async fn every_call_is_permitted_denied_and_refused_as_etcd_does() {
     let mut bob = login(&etcd, "bob", "bobpw").await;
     let mut anonymous = client(&etcd).await;
     let mut failures = Vec::new();
-    let mut check = |call: Call, column: &str, got: Result<(), String>, want: Result<(), String>| {
-        if got != want {
-            failures.push(format!("{call:?} / {column}: got {got:?}, want {want:?}"));
-        }
-    };
+    let mut check =
+        |call: Call, column: &str, got: Result<(), String>, want: Result<(), String>| {
+            if got != want {
+                failures.push(format!("{call:?} / {column}: got {got:?}, want {want:?}"));
+            }
+        };
 
     // Denied and no token first: they change nothing that the permitted calls need.
     for call in Call::ALL {
@@ -333,9 +337,7 @@ async fn a_fixture_starts_the_server_with_auth_on() {
 #[tokio::test]
 async fn a_no_password_user_from_a_fixture_cannot_log_in() {
     let etcd = TestEtcd::builder()
-        .fixture_str(
-            r#"{"auth": {"users": [{"name": "svc", "no_password": true}]}}"#,
-        )
+        .fixture_str(r#"{"auth": {"users": [{"name": "svc", "no_password": true}]}}"#)
         .start()
         .unwrap();
     let mut c = client(&etcd).await;

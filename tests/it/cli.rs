@@ -15,7 +15,13 @@ async fn serves_a_fixture_until_sigterm() {
             "--fixture",
             fixture,
         ])
-        .args(["--name=ci", "--max-txn-ops", "64", "--auth-token-ttl=60"])
+        .args([
+            "--name=ci",
+            "--max-txn-ops",
+            "64",
+            "--auth-token-ttl=60",
+            "--bcrypt-cost=4",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();

@@ -58,9 +58,15 @@ async fn a_client_trusting_the_ca_talks_tls_to_every_member() {
 
     // Assert: https everywhere, MemberList included.
     assert_eq!(etcd.get("k").as_deref(), Some("v"));
-    assert!(etcd.endpoints().iter().all(|e| e.starts_with("https://127.0.0.1:")));
+    assert!(etcd
+        .endpoints()
+        .iter()
+        .all(|e| e.starts_with("https://127.0.0.1:")));
     for member in members.members() {
-        assert!(member.client_urls()[0].starts_with("https://"), "{member:?}");
+        assert!(
+            member.client_urls()[0].starts_with("https://"),
+            "{member:?}"
+        );
     }
 }
 
@@ -106,7 +112,10 @@ async fn plain_http_on_a_tls_port_is_told_to_use_https() {
         .unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).await.unwrap();
-    assert!(answer.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{answer}");
+    assert!(
+        answer.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+        "{answer}"
+    );
     assert!(
         answer.ends_with("\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"),
         "{answer}"
@@ -157,12 +166,18 @@ async fn with_client_cert_auth_the_common_name_is_the_user() {
     let err = alice.put("other", "1", None).await.unwrap_err();
     assert_eq!(
         status(err),
-        (Code::PermissionDenied, "etcdserver: permission denied".into())
+        (
+            Code::PermissionDenied,
+            "etcdserver: permission denied".into()
+        )
     );
     let err = alice.user_list().await.unwrap_err();
     assert_eq!(
         status(err),
-        (Code::PermissionDenied, "etcdserver: permission denied".into())
+        (
+            Code::PermissionDenied,
+            "etcdserver: permission denied".into()
+        )
     );
     // root's certificate is root.
     root.put("other", "1", None).await.unwrap();
@@ -199,12 +214,18 @@ async fn a_certificate_naming_no_user_is_refused_as_etcd_refuses_an_unknown_user
     let err = ghost.put("app/x", "1", None).await.unwrap_err();
     assert_eq!(
         status(err),
-        (Code::PermissionDenied, "etcdserver: permission denied".into())
+        (
+            Code::PermissionDenied,
+            "etcdserver: permission denied".into()
+        )
     );
     let err = ghost.user_list().await.unwrap_err();
     assert_eq!(
         status(err),
-        (Code::FailedPrecondition, "etcdserver: user name not found".into())
+        (
+            Code::FailedPrecondition,
+            "etcdserver: user name not found".into()
+        )
     );
 }
 
@@ -259,7 +280,10 @@ async fn http_endpoints_are_served_over_tls() {
     let etcd = TestEtcd::builder().tls().start().unwrap();
     let health = https_get(&etcd, "/health").await;
     assert!(health.starts_with("HTTP/1.1 200 OK\r\n"), "{health}");
-    assert!(health.ends_with(r#"{"health":"true","reason":""}"#), "{health}");
+    assert!(
+        health.ends_with(r#"{"health":"true","reason":""}"#),
+        "{health}"
+    );
     let version = https_get(&etcd, "/version").await;
     assert!(version.contains(r#""etcdserver":"3.7.2""#), "{version}");
 }
