@@ -392,7 +392,11 @@ async fn run(sizes: Sizes) -> String {
     for _ in 0..starts {
         drop(TestEtcd::start());
     }
-    let _ = writeln!(out, "| TestEtcd::start() + drop | {} | - | - | - | - |", ms(t.elapsed() / starts));
+    let _ = writeln!(
+        out,
+        "| TestEtcd::start() + drop | {} | - | - | - | - |",
+        ms(t.elapsed() / starts)
+    );
     let t = Instant::now();
     let ours = TestEtcd::start();
     first_answer(&ours.endpoint()).await;

@@ -53,4 +53,9 @@ pub enum Error {
         /// What the operating system said.
         source: std::io::Error,
     },
+    /// TLS could not be set up, or a client certificate could not be made (feature `tls`).
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    #[error("{0}")]
+    Tls(String),
 }

@@ -114,6 +114,44 @@
 //! # }
 //! ```
 //!
+//! # Auth and TLS
+//!
+//! Auth answers and enforces as etcd 3.7 does, on every service. A fixture's `auth` object
+//! starts the server with users, roles and auth on (see `fixtures/auth.json`), and
+//! [`TestEtcdBuilder::auth_token_ttl`] sets how long an unused token lives on the server's
+//! clock. With the `tls` feature, [`TestEtcdBuilder::tls`] and [`TestEtcdBuilder::mtls`] serve
+//! TLS with certificates the server makes; the test trusts [`TestEtcd::ca_pem`] and, for mTLS,
+//! presents a [`TestEtcd::client_certificate`], whose common name is the user of requests
+//! without a token, as with etcd's `--client-cert-auth`:
+//!
+//! ```
+//! # #[cfg(feature = "tls")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
+//!
+//! let etcd = test_etcd::TestEtcd::builder().mtls().fixture("fixtures/auth.json").start()?;
+//! let alice = etcd.client_certificate("alice")?;
+//! let tls = TlsOptions::new()
+//!     .ca_certificate(Certificate::from_pem(etcd.ca_pem().unwrap_or_default()))
+//!     .identity(Identity::from_pem(alice.cert_pem(), alice.key_pem()));
+//! let options = ConnectOptions::new().with_tls(tls);
+//! let mut client = Client::connect(etcd.endpoints(), Some(options)).await?;
+//!
+//! client.put("/app/leader", "node-2", None).await?;
+//! assert!(client.put("/other", "x", None).await.is_err());
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "tls"))]
+//! # fn main() {}
+//! ```
+//!
+//! # Crate features
+//!
+//! - `tls` (off by default): TLS and mTLS with generated certificates. Adds rustls (on ring,
+//!   the provider tonic's and etcd-client's `tls` features use, so tests build one crypto
+//!   stack) and rcgen.
+//!
 //! # Runtimes
 //!
 //! Each server runs on its own thread and runtime. [`TestEtcd::start`] is a plain function: call
@@ -122,6 +160,7 @@
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod dump;
 mod engine;
@@ -137,7 +176,12 @@ mod rpctypes;
 pub mod rstest;
 mod server;
 mod test_etcd;
+#[cfg(feature = "tls")]
+mod tls;
 
 pub use error::{Error, FixtureError};
 pub use faults::{Alarm, EtcdFault, FaultGuard, KeyValue, LeaseInfo, RecordedRequest, WatcherInfo};
 pub use test_etcd::{TestEtcd, TestEtcdBuilder};
+#[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+pub use tls::ClientCertificate;

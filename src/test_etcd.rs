@@ -9,7 +9,9 @@ use std::time::Duration;
 use crate::engine::{Clock, Engine, Limits, StartRefusal, Version};
 use crate::error::Error;
 use crate::fixture::{self, FixtureSource};
-use crate::server::{Context, Hooks, Identity, Metrics, Running, DEFAULT_PROGRESS_INTERVAL};
+use crate::server::{
+    Context, Hooks, Identity, Metrics, Running, Transport, DEFAULT_PROGRESS_INTERVAL,
+};
 
 /// An etcd-compatible server for one test. It listens on a free loopback port from
 /// [`start`](TestEtcd::start) until it is dropped; dropping it closes every connection and stream
@@ -89,10 +91,21 @@ impl TestEtcd {
     /// assert_eq!(etcd.endpoint(), format!("http://{}", etcd.addr()));
     /// ```
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme(), self.addr)
     }
 
-    /// The client URLs of every member serving now (in member ID order), in the form
+    /// `http`, or `https` for a server built with TLS.
+    fn scheme(&self) -> &'static str {
+        self.running.transport().scheme()
+    }
+
+    /// The server's transport, for the TLS accessors.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    pub(crate) fn transport(&self) -> &Transport {
+        self.running.transport()
+    }
+
+    /// The client URLs of every member serving now (in member ID order, `https://` with TLS), in the form
     /// `etcd_client::Client::connect` takes. A removed member's is gone; a started one's
     /// is added.
     ///
@@ -107,7 +120,7 @@ impl TestEtcd {
             .endpoints()
             .addrs()
             .into_iter()
-            .map(|addr| format!("http://{addr}"))
+            .map(|addr| format!("{}://{addr}", self.scheme()))
             .collect()
     }
 
@@ -145,7 +158,7 @@ impl TestEtcd {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
         let listener = TcpListener::bind(addr).map_err(|source| Error::Bind { addr, source })?;
         let addr = listener.local_addr().map_err(Error::Start)?;
-        let url = format!("http://{addr}");
+        let url = format!("{}://{addr}", self.scheme());
         self.engine
             .start_member(id, name, url.clone())
             .map_err(|refusal| Error::Member {
@@ -224,6 +237,7 @@ impl TestEtcd {
             self.limits,
             self.progress_interval,
             self.hooks.is_recording(),
+            self.running.transport().clone(),
         )
     }
 
@@ -366,6 +380,10 @@ pub struct TestEtcdBuilder {
     progress_interval: Option<Duration>,
     manual_clock: bool,
     record_requests: bool,
+    token_ttl: Option<Duration>,
+    /// TLS, and whether clients must present a certificate (set in `crate::tls`).
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<crate::tls::TlsMode>,
 }
 
 /// The services of member `id`, for its endpoint.
@@ -585,6 +603,39 @@ impl TestEtcdBuilder {
         self
     }
 
+    /// How long an auth token stays valid without use (etcd's `--auth-token-ttl`, 300 s by
+    /// default). Each use pushes the deadline back by this much, as etcd's simple tokens do.
+    /// Tokens read the server's clock, so with [`manual_clock`](Self::manual_clock) a test
+    /// expires one with [`TestEtcd::advance`]. Whole seconds as etcd's flag takes them; finer
+    /// values work too.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// // Arrange: auth on from a fixture, tokens living 10 s, a logged-in client.
+    /// let etcd = test_etcd::TestEtcd::builder()
+    ///     .manual_clock()
+    ///     .auth_token_ttl(Duration::from_secs(10))
+    ///     .fixture_str(r#"{"auth": {"enabled": true, "users": [
+    ///         {"name": "root", "password": "pw", "roles": ["root"]}]}}"#)
+    ///     .start()?;
+    /// let login = etcd_client::ConnectOptions::new().with_user("root", "pw");
+    /// let mut client = etcd_client::Client::connect(etcd.endpoints(), Some(login)).await?;
+    ///
+    /// // Act: ten idle seconds.
+    /// etcd.advance(Duration::from_secs(10));
+    ///
+    /// // Assert: the token is gone.
+    /// let err = client.get("k", None).await.unwrap_err();
+    /// assert!(err.to_string().contains("etcdserver: invalid auth token"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn auth_token_ttl(mut self, ttl: Duration) -> Self {
+        self.token_ttl = Some(ttl);
+        self
+    }
     /// Listens on `addr` instead of a free loopback port. Starting fails with
     /// [`Error::Bind`] if the address is taken.
     ///
@@ -619,6 +670,9 @@ impl TestEtcdBuilder {
             Clock::real()
         };
         let engine = Engine::with_clock(self.limits, clock);
+        if let Some(ttl) = self.token_ttl {
+            engine.auth(|auth| auth.set_token_ttl(ttl));
+        }
         if let Some(snapshot) = &self.snapshot {
             engine
                 .restore(snapshot)
@@ -631,6 +685,10 @@ impl TestEtcdBuilder {
             .addr
             .unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
         let progress = self.progress_interval.unwrap_or(DEFAULT_PROGRESS_INTERVAL);
+        #[cfg(feature = "tls")]
+        let transport = crate::tls::transport(self.tls)?;
+        #[cfg(not(feature = "tls"))]
+        let transport = Transport::default();
         launch(
             engine,
             self.members.unwrap_or(1),
@@ -639,6 +697,7 @@ impl TestEtcdBuilder {
             self.limits,
             progress,
             self.record_requests,
+            transport,
         )
     }
 }
@@ -653,6 +712,7 @@ fn launch(
     limits: Limits,
     progress_interval: Duration,
     record_requests: bool,
+    transport: Transport,
 ) -> Result<TestEtcd, Error> {
     // Bind now and keep the sockets: picking free ports to bind later would race with
     // other tests doing the same.
@@ -667,12 +727,13 @@ fn launch(
         let addr = listener.local_addr().map_err(Error::Start)?;
         listeners.push((listener, addr));
     }
+    let scheme = transport.scheme();
     let urls = listeners
         .iter()
-        .map(|(_, a)| format!("http://{a}"))
+        .map(|(_, a)| format!("{scheme}://{a}"))
         .collect();
     engine.bootstrap_cluster(urls, version);
-    let running = Running::start().map_err(Error::Start)?;
+    let running = Running::start(transport).map_err(Error::Start)?;
     running.run_expiry(engine.clone());
     let metrics = Arc::new(Metrics::default());
     let hooks = Arc::new(Hooks::default());
@@ -684,7 +745,7 @@ fn launch(
         let url = member.client_ur_ls.first().cloned().unwrap_or_default();
         let Some(at) = listeners
             .iter()
-            .position(|(_, a)| format!("http://{a}") == url)
+            .position(|(_, a)| format!("{scheme}://{a}") == url)
         else {
             continue;
         };
@@ -734,5 +795,50 @@ fn seed(engine: &Engine, fixture: fixture::Fixture, source: &FixtureSource) -> R
     });
     // Every lease a put names was granted just above.
     let _ = engine.seed(puts);
+    if let Some(auth) = &fixture.auth {
+        seed_auth(engine, auth);
+    }
     Ok(())
+}
+
+/// Adds a fixture's roles and users, then enables auth if it asks. The schema checked what
+/// etcd's RPCs would refuse, so the only failures left are "already exists" from an earlier
+/// fixture: that role or user is then extended.
+fn seed_auth(engine: &Engine, fixture: &fixture::FixtureAuth) {
+    use crate::pb::authpb::{permission::Type, Permission, UserAddOptions};
+    use crate::pb::etcdserverpb::AuthUserAddRequest;
+    engine.auth(|auth| {
+        for role in &fixture.roles {
+            let _ = auth.role_add(&role.name);
+            for perm in &role.permissions {
+                let perm_type = match perm.kind {
+                    fixture::PermissionKind::Read => Type::Read,
+                    fixture::PermissionKind::Write => Type::Write,
+                    fixture::PermissionKind::ReadWrite => Type::Readwrite,
+                };
+                let perm = Permission {
+                    perm_type: perm_type as i32,
+                    key: perm.key.clone(),
+                    range_end: perm.range_end.clone(),
+                };
+                let _ = auth.role_grant_permission(&role.name, Some(&perm));
+            }
+        }
+        for user in &fixture.users {
+            let _ = auth.user_add(&AuthUserAddRequest {
+                name: user.name.clone(),
+                password: user.password.clone().unwrap_or_default(),
+                options: Some(UserAddOptions {
+                    no_password: user.password.is_none(),
+                }),
+                hashed_password: String::new(),
+            });
+            for role in &user.roles {
+                let _ = auth.user_grant_role(&user.name, role);
+            }
+        }
+        if fixture.enabled {
+            let _ = auth.enable(&crate::engine::Caller::Anyone);
+        }
+    });
 }

@@ -125,6 +125,25 @@ impl AuthStore {
         }
     }
 
+    /// The caller a verified client certificate names when a request carries no token (etcd's
+    /// `--client-cert-auth`): its common name, whether or not such a user exists (a missing one
+    /// is then refused as etcd refuses it). An empty common name names nobody.
+    pub(crate) fn certificate_caller(&self, common_name: &str) -> Caller {
+        if !self.enabled {
+            Caller::Anyone
+        } else if common_name.is_empty() {
+            Caller::Nobody
+        } else {
+            Caller::User(common_name.to_owned())
+        }
+    }
+
+    /// Sets how long a token lives without use (etcd's `--auth-token-ttl`). Tokens already
+    /// given out keep their deadline until their next use.
+    pub(crate) fn set_token_ttl(&mut self, ttl: Duration) {
+        self.token_ttl = ttl;
+    }
+
     fn is_root(&self, user: &str) -> bool {
         self.users
             .get(user)

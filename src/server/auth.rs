@@ -1,5 +1,7 @@
 //! The Auth service, and how every service learns who is calling.
 
+use std::sync::Arc;
+
 use tonic::{Request, Response, Status};
 
 use crate::engine::{Caller, EtcdError};
@@ -18,10 +20,48 @@ pub(crate) fn token<T>(request: &Request<T>) -> Option<String> {
     Some(raw.strip_prefix("Bearer ").unwrap_or(raw).to_owned())
 }
 
+/// The common name of the verified client certificate of a request's connection, put in the
+/// request's extensions by the TLS accept loop when client-certificate auth is on.
+#[derive(Debug, Clone)]
+pub(crate) struct PeerCommonName(pub(crate) Arc<str>);
+
+/// What a request says about who sends it: its token, and the common name of its connection's
+/// client certificate. Streams keep these from their opening request.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Credentials {
+    token: Option<String>,
+    common_name: Option<Arc<str>>,
+}
+
+impl Credentials {
+    pub(crate) fn of<T>(request: &Request<T>) -> Self {
+        // etcd ignores the certificate of requests its gRPC gateway forwards.
+        let via_gateway = request.metadata().contains_key("grpcgateway-accept");
+        let common_name = request
+            .extensions()
+            .get::<PeerCommonName>()
+            .filter(|_| !via_gateway)
+            .map(|cn| Arc::clone(&cn.0));
+        Credentials {
+            token: token(request),
+            common_name,
+        }
+    }
+}
+
 impl Context {
     /// Who sends `request`, checked against the auth store.
     pub(crate) fn caller<T>(&self, request: &Request<T>) -> Result<Caller, EtcdError> {
-        self.engine.caller(token(request).as_deref())
+        self.identify(&Credentials::of(request))
+    }
+
+    /// Who the `credentials` name: the token's user; else, as etcd's `--client-cert-auth`, the
+    /// common name of the client certificate.
+    pub(crate) fn identify(&self, credentials: &Credentials) -> Result<Caller, EtcdError> {
+        match (&credentials.token, &credentials.common_name) {
+            (None, Some(cn)) => Ok(self.engine.auth(|auth| auth.certificate_caller(cn))),
+            (token, _) => self.engine.caller(token.as_deref()),
+        }
     }
 
     /// The caller of an admin-only request, or the reason it is refused.
@@ -33,7 +73,20 @@ impl Context {
 
     /// Lock and Election run their reads and writes as the caller, as etcd's do with the
     /// caller's token: the caller needs `access` to the keys under `name/` (or to `key`).
+    /// etcd's recipes get the refusal through its Go client, which keeps the message and drops
+    /// the code: it reaches the wire as `Unknown` (etcd-client refreshes a token on that too).
     pub(crate) fn authorize_recipe<T>(
+        &self,
+        request: &Request<T>,
+        name_or_key: &[u8],
+        under_name: bool,
+        access: &[crate::engine::Access],
+    ) -> Result<(), Status> {
+        self.check_recipe(request, name_or_key, under_name, access)
+            .map_err(|err| Status::unknown(Status::from(err).message().to_owned()))
+    }
+
+    fn check_recipe<T>(
         &self,
         request: &Request<T>,
         name_or_key: &[u8],

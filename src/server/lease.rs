@@ -65,10 +65,10 @@ impl Lease for LeaseService {
         request: Request<Streaming<LeaseKeepAliveRequest>>,
     ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
         let ctx = self.ctx.clone();
-        let token = super::auth::token(&request);
+        let credentials = super::auth::Credentials::of(&request);
         let answers = request.into_inner().map(move |req| {
             let id = req.map_err(super::oversize::status)?.id;
-            let caller = ctx.engine.caller(token.as_deref())?;
+            let caller = ctx.identify(&credentials)?;
             ctx.engine.authorize_lease(&caller, id, Access::Write)?;
             // An unknown (or expired) lease is TTL 0, not an error: the stream stays open.
             let (ttl, revision) = ctx.engine.lease_renew(id);

@@ -19,6 +19,8 @@ mod lock;
 mod maintenance;
 mod metrics;
 mod oversize;
+#[cfg(feature = "tls")]
+mod tls;
 mod watch;
 
 use std::collections::BTreeMap;
@@ -52,6 +54,8 @@ use crate::pb::v3lockpb::lock_server::LockServer;
 
 pub(crate) use hooks::{is_known_method, Hooks};
 pub(crate) use metrics::Metrics;
+#[cfg(feature = "tls")]
+pub(crate) use tls::{Tls, TlsError};
 pub(crate) use watch::DEFAULT_PROGRESS_INTERVAL;
 
 /// Who answers: the member whose endpoint a request came in on. Cluster ID and raft term are
@@ -106,6 +110,25 @@ pub(crate) struct Context {
     pub(crate) hooks: Arc<Hooks>,
 }
 
+/// How endpoints carry their connections: plaintext, or (feature `tls`) TLS for every endpoint
+/// of a server, its forks' included.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Transport {
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<Arc<Tls>>,
+}
+
+impl Transport {
+    /// The scheme of the endpoints' URLs.
+    pub(crate) fn scheme(&self) -> &'static str {
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            return "https";
+        }
+        "http"
+    }
+}
+
 /// One member's listener.
 #[derive(Debug)]
 struct Endpoint {
@@ -144,6 +167,7 @@ impl Endpoints {
 #[derive(Debug)]
 pub(crate) struct Running {
     runtime: tokio::runtime::Handle,
+    transport: Transport,
     endpoints: Endpoints,
     stop: Option<oneshot::Sender<()>>,
     /// In a mutex only so that the guard is `Sync` (a test binary may share one server).
@@ -177,8 +201,8 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 const ENDPOINT_GRACE: Duration = Duration::from_millis(100);
 
 impl Running {
-    /// Starts the server thread, with no endpoint yet.
-    pub(crate) fn start() -> io::Result<Running> {
+    /// Starts the server thread, with no endpoint yet; endpoints will use `transport`.
+    pub(crate) fn start(transport: Transport) -> io::Result<Running> {
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (ready_tx, ready_rx) = mpsc::channel();
         let (done_tx, done_rx) = mpsc::channel();
@@ -211,11 +235,17 @@ impl Running {
         };
         Ok(Running {
             runtime,
+            transport,
             endpoints: Endpoints::default(),
             stop: Some(stop_tx),
             done: Mutex::new(done_rx),
             thread: Some(thread),
         })
+    }
+
+    /// How the endpoints carry connections.
+    pub(crate) fn transport(&self) -> &Transport {
+        &self.transport
     }
 
     /// The endpoints, for contexts and the guard.
@@ -242,7 +272,8 @@ impl Running {
             },
         );
         let service = MemberService::new(ctx);
-        self.runtime.spawn(accept(listener, service, stop));
+        self.runtime
+            .spawn(accept(listener, service, self.transport.clone(), stop));
         Ok(addr)
     }
 
@@ -285,6 +316,7 @@ impl Drop for Running {
 async fn accept(
     listener: tokio::net::TcpListener,
     service: MemberService,
+    transport: Transport,
     stop: CancellationToken,
 ) {
     let connections = CancellationToken::new();
@@ -301,15 +333,11 @@ async fn accept(
         let closed = connections.clone();
         // `TestEtcd::end_streams` and restarts close every connection through this token.
         let (dropped, open) = service.ctx.hooks.connection();
+        let transport = transport.clone();
         tokio::spawn(async move {
             let _open = open;
-            let builder = auto::Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection_with_upgrades(
-                TokioIo::new(stream),
-                TowerToHyperService::new(service),
-            );
             tokio::select! {
-                _ = conn => {}
+                _ = serve_connection(stream, service, transport) => {}
                 _ = closed.cancelled() => {}
                 _ = dropped.cancelled() => {}
             }
@@ -318,6 +346,38 @@ async fn accept(
     drop(listener);
     tokio::time::sleep(ENDPOINT_GRACE).await;
     connections.cancel();
+}
+
+/// Serves one accepted connection, after its TLS handshake if the endpoint serves TLS.
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    service: MemberService,
+    transport: Transport,
+) {
+    #[cfg(feature = "tls")]
+    if let Some(tls) = &transport.tls {
+        if let Some((stream, common_name)) = tls.accept(stream).await {
+            let service = MemberService {
+                peer: common_name,
+                ..service
+            };
+            serve_io(stream, service).await;
+        }
+        return;
+    }
+    let _ = transport;
+    serve_io(stream, service).await;
+}
+
+/// HTTP/1.1 or HTTP/2, whichever the client speaks.
+async fn serve_io<I>(io: I, service: MemberService)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let _ = builder
+        .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service))
+        .await;
 }
 
 /// The gRPC services of one member, as tonic routes them.
@@ -384,6 +444,9 @@ fn refused(ctx: &Context) -> tonic::Status {
 struct MemberService {
     grpc: Routes,
     ctx: Context,
+    /// The common name of the connection's verified client certificate, with client
+    /// certificate auth on.
+    peer: Option<Arc<str>>,
 }
 
 impl MemberService {
@@ -418,6 +481,7 @@ impl MemberService {
         MemberService {
             grpc: routes(&ctx),
             ctx,
+            peer: None,
         }
     }
 }
@@ -434,7 +498,12 @@ impl tower::Service<http::Request<Incoming>> for MemberService {
         tower::Service::<http::Request<Incoming>>::poll_ready(&mut self.grpc, cx)
     }
 
-    fn call(&mut self, request: http::Request<Incoming>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<Incoming>) -> Self::Future {
+        if let Some(common_name) = &self.peer {
+            request
+                .extensions_mut()
+                .insert(auth::PeerCommonName(Arc::clone(common_name)));
+        }
         // etcd's client port sends HTTP/1.x to its HTTP mux and HTTP/2 to gRPC.
         if request.version() < http::Version::HTTP_2 {
             let response = etcdhttp::respond(&self.ctx, &request);

@@ -54,7 +54,7 @@ impl Watch for WatchService {
         request: Request<Streaming<WatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        let token = super::auth::token(&request);
+        let credentials = super::auth::Credentials::of(&request);
         // Counted with the connections, so that ending them waits until this stream is gone.
         let (stop, open) = self.ctx.hooks.connection();
         let stream = WatchStream {
@@ -62,7 +62,7 @@ impl Watch for WatchService {
             _open: open,
             stream_id: self.ctx.hooks.new_stream(),
             ctx: self.ctx.clone(),
-            token,
+            credentials,
             tx,
             watchers: BTreeMap::new(),
             next_auto_id: 0,
@@ -102,8 +102,9 @@ struct WatchStream {
     /// Names this stream's watchers in the server's registry (`TestEtcd::watchers`).
     stream_id: u64,
     ctx: Context,
-    /// The auth token the stream was opened with; each create is checked with it.
-    token: Option<String>,
+    /// The token (or client certificate) the stream was opened with; each create is checked
+    /// with it.
+    credentials: super::auth::Credentials,
     tx: Outbound,
     watchers: BTreeMap<i64, Watcher>,
     next_auto_id: i64,
@@ -221,20 +222,16 @@ impl WatchStream {
             create.key
         };
         let unbounded = create.range_end == [0];
-        let allowed = self
-            .ctx
-            .engine
-            .caller(self.token.as_deref())
-            .and_then(|caller| {
-                let end = if create.range_end.is_empty() {
-                    &[][..]
-                } else {
-                    &create.range_end
-                };
-                self.ctx
-                    .engine
-                    .auth(|auth| auth.check_range(&caller, &key, end, Access::Read))
-            });
+        let allowed = self.ctx.identify(&self.credentials).and_then(|caller| {
+            let end = if create.range_end.is_empty() {
+                &[][..]
+            } else {
+                &create.range_end
+            };
+            self.ctx
+                .engine
+                .auth(|auth| auth.check_range(&caller, &key, end, Access::Read))
+        });
         let denied = allowed
             .err()
             .map(|err| crate::rpctypes::go_status_text(&err));

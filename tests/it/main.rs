@@ -1,6 +1,7 @@
 //! Integration tests: a real etcd client (`etcd-client`) against `TestEtcd` over gRPC.
 
 mod auth;
+mod auth_matrix;
 mod bad_input;
 mod cli;
 mod cluster;
@@ -18,6 +19,7 @@ mod lock;
 mod maintenance;
 mod raw;
 mod rstest_fixtures;
+mod tls;
 mod txn;
 mod watch;
 mod watch_stress;
