@@ -10,7 +10,8 @@ impl TestEtcd {
     /// state: every lease (ID and granted TTL), and a `history` replaying the keys compaction
     /// kept, the compaction point and every retained revision, with their exact revisions,
     /// versions and leases. Loading a dump and dumping again gives the same document. A lease
-    /// loaded from a dump starts its full TTL again, as after a snapshot restore.
+    /// loaded from a dump starts its full TTL again, as after a snapshot restore. Users and
+    /// roles are not in it: their passwords exist only as salted hashes.
     ///
     /// ```
     /// let etcd = test_etcd::TestEtcd::builder()
@@ -28,8 +29,9 @@ impl TestEtcd {
     /// ```
     pub fn dump(&self) -> serde_json::Value {
         let image = self.engine().history_image();
-        // Hook for the auth section of fixtures (users, roles, permissions, enabled), which
-        // the auth fixture work adds: once the fixture format has it, it is rendered here.
+        // Users and roles stay out: passwords are kept only as salted hashes, which the
+        // fixture format (clear passwords) cannot carry back. `render` takes an auth section
+        // for when it can.
         let auth = None;
         crate::fixture::render_dump(&image, auth)
     }
