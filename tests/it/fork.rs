@@ -49,3 +49,35 @@ async fn forking_while_a_watch_is_open_leaves_the_parents_watch_alone() {
     let resp = stream.message().await.unwrap().unwrap();
     assert_eq!(resp.events()[0].kv().unwrap().value(), b"in-parent");
 }
+
+#[tokio::test]
+async fn leases_and_auth_are_forked_and_then_independent() {
+    let parent = TestEtcd::builder().manual_clock().start().unwrap();
+    let mut p = client(&parent).await;
+    let lease = p.lease_grant(30, None).await.unwrap().id();
+    p.put(
+        "session",
+        "me",
+        Some(etcd_client::PutOptions::new().with_lease(lease)),
+    )
+    .await
+    .unwrap();
+    p.user_add("root", "pw", None).await.unwrap();
+    p.user_grant_role("root", "root").await.unwrap();
+    let fork = parent.fork().unwrap();
+    let mut f = client(&fork).await;
+    // The fork has the lease with its deadline, and the users.
+    assert_eq!(f.user_list().await.unwrap().users(), ["root"]);
+    assert_eq!(fork.leases().len(), 1);
+    // Revoking in the fork leaves the parent's lease and key alone, and the reverse.
+    f.lease_revoke(lease).await.unwrap();
+    assert_eq!(fork.get("session"), None);
+    assert_eq!(parent.get("session").as_deref(), Some("me"));
+    p.user_add("alice", "pw", None).await.unwrap();
+    assert_eq!(f.user_list().await.unwrap().users(), ["root"]);
+    // Each has its own clock: advancing the parent expires nothing in the fork.
+    let kept = f.lease_grant(5, None).await.unwrap().id();
+    parent.advance(std::time::Duration::from_secs(60));
+    assert_eq!(parent.get("session"), None, "expired in the parent");
+    assert!(f.lease_time_to_live(kept, None).await.unwrap().ttl() > 0);
+}
