@@ -15,7 +15,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut client = etcd_client::Client::connect(etcd.endpoints(), None).await?;
     let lease = client.lease_grant(30, None).await?.id();
     client
-        .put("/workers/w1", "alive", Some(PutOptions::new().with_lease(lease)))
+        .put(
+            "/workers/w1",
+            "alive",
+            Some(PutOptions::new().with_lease(lease)),
+        )
         .await?;
 
     // Act: 29 seconds pass, then one more.

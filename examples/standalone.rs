@@ -13,7 +13,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .listen("127.0.0.1:23790".parse()?)
         .fixture("fixtures/app.json")
         .start()?;
-    println!("serving {} at revision {}; Ctrl-C stops", etcd.endpoint(), etcd.revision());
+    println!(
+        "serving {} at revision {}; Ctrl-C stops",
+        etcd.endpoint(),
+        etcd.revision()
+    );
     tokio::signal::ctrl_c().await?;
     Ok(())
 }

@@ -39,7 +39,7 @@ fn drop_frees_the_port() {
 /// Runs in a process of its own (see the test below), so that no other test's threads or
 /// sockets blur the counts.
 #[test]
-#[ignore = "run by hundreds_of_servers_leave_no_thread_fd_or_port_behind in a child process"]
+#[ignore = "run by thousands_of_servers_leave_no_thread_fd_port_or_memory_behind in a child process"]
 fn leak_check_alone() {
     let warm_up = TestEtcd::start();
     drop(warm_up);
@@ -58,10 +58,35 @@ fn leak_check_alone() {
             "{addr} still accepts connections"
         );
     }
+    // Thousands of cycles more: memory settles instead of growing with them.
+    let cycle = |n: usize| {
+        for _ in 0..n {
+            drop(TestEtcd::start());
+        }
+    };
+    cycle(1_000);
+    let settled = rss_kib();
+    cycle(9_000);
+    let grown = rss_kib().saturating_sub(settled);
+    assert!(
+        grown < 8 * 1024,
+        "10,000 start/drop cycles grew memory by {grown} KiB"
+    );
+    assert_eq!(threads(), tasks, "every server thread has ended");
+    assert_eq!(open_fds(), fds, "every socket is closed");
+}
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }
 
 #[test]
-fn hundreds_of_servers_leave_no_thread_fd_or_port_behind() {
+fn thousands_of_servers_leave_no_thread_fd_port_or_memory_behind() {
     let exe = std::env::current_exe().unwrap();
     let out = std::process::Command::new(exe)
         .args([
