@@ -63,10 +63,13 @@ impl KvState {
     /// branch changed anything, all or nothing.
     pub(crate) fn txn(&mut self, r: &TxnRequest) -> Result<TxnResponse, EtcdError> {
         let path = Path::of(&self.store, r);
-        // Checks of the ops that will run, against the state before the txn: puts first, then
-        // ranges, as etcd orders them. Branches not taken are not checked.
-        path.check(r, &mut |op| self.check_put(op))?;
-        path.check(r, &mut |op| check_range(&self.store, op))?;
+        // Checks of the ops that will run, against the state before the txn, in op order
+        // (nested txns depth first): the first failing op decides the error, as in etcd 3.7.2.
+        // Branches not taken are not checked.
+        path.check(r, &mut |op| {
+            self.check_put(op)?;
+            check_range(&self.store, op)
+        })?;
         self.lessor.begin();
         match self.execute_txn(r, &path) {
             Ok(mut resp) => {
@@ -101,11 +104,13 @@ impl KvState {
         let Some(Request::RequestPut(p)) = &op.request else {
             return Ok(());
         };
-        if (p.ignore_value || p.ignore_lease) && self.store.get_current(&p.key).is_none() {
-            return Err(EtcdError::KeyNotFound);
-        }
+        // The lease first, as for a plain Put: etcd 3.7.2 answers "lease not found" for a put
+        // that names a missing lease and ignores the value of a missing key.
         if p.lease != 0 && !self.lessor.contains(p.lease) {
             return Err(EtcdError::LeaseNotFound);
+        }
+        if (p.ignore_value || p.ignore_lease) && self.store.get_current(&p.key).is_none() {
+            return Err(EtcdError::KeyNotFound);
         }
         Ok(())
     }
@@ -445,6 +450,60 @@ mod tests {
             target_union: Some(operand),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn the_first_failing_op_in_op_order_decides_a_txns_error() {
+        // Found by the conformance suite: etcd 3.7.2 checks the path's ops in one pass, not
+        // every put before every range.
+        let mut state = KvState::default();
+        put(&mut state, "a", "1");
+        let future = RequestOp {
+            request: Some(Request::RequestRange(RangeRequest {
+                key: b"a".to_vec(),
+                revision: 9,
+                ..Default::default()
+            })),
+        };
+        let missing = RequestOp {
+            request: Some(Request::RequestPut(PutRequest {
+                key: b"missing".to_vec(),
+                ignore_value: true,
+                ..Default::default()
+            })),
+        };
+        let txn = |success: Vec<RequestOp>| TxnRequest {
+            success,
+            ..Default::default()
+        };
+        assert_eq!(
+            state.txn(&txn(vec![future.clone(), missing.clone()])),
+            Err(EtcdError::FutureRevision)
+        );
+        assert_eq!(
+            state.txn(&txn(vec![missing, future])),
+            Err(EtcdError::KeyNotFound)
+        );
+        assert_eq!(state.store.revision(), 2, "nothing applied");
+    }
+
+    #[test]
+    fn a_txn_put_checks_its_lease_before_the_key_it_keeps_the_value_of() {
+        // Found by the random conformance sequences (seed 20173).
+        let mut state = KvState::default();
+        let both = RequestOp {
+            request: Some(Request::RequestPut(PutRequest {
+                key: b"missing".to_vec(),
+                ignore_value: true,
+                lease: 7,
+                ..Default::default()
+            })),
+        };
+        let r = TxnRequest {
+            success: vec![both],
+            ..Default::default()
+        };
+        assert_eq!(state.txn(&r), Err(EtcdError::LeaseNotFound));
     }
 
     #[test]
