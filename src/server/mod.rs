@@ -12,6 +12,7 @@ mod auth;
 mod cluster;
 mod election;
 mod etcdhttp;
+mod gateway;
 mod hooks;
 mod kv;
 mod lease;
@@ -504,7 +505,16 @@ impl tower::Service<http::Request<Incoming>> for MemberService {
                 .extensions_mut()
                 .insert(auth::PeerCommonName(Arc::clone(common_name)));
         }
-        // etcd's client port sends HTTP/1.x to its HTTP mux and HTTP/2 to gRPC.
+        // etcd's client port sends gRPC to its gRPC server, and the rest to its HTTP mux: the
+        // JSON gateway under /v3/ (over HTTP/1.x or h2c), etcd's HTTP handlers otherwise.
+        let grpc = request
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|t| t.as_bytes().starts_with(b"application/grpc"));
+        if !grpc && gateway::serves(request.uri().path()) {
+            let grpc = self.grpc.clone();
+            return Box::pin(async move { Ok(gateway::respond(grpc, request).await) });
+        }
         if request.version() < http::Version::HTTP_2 {
             let response = etcdhttp::respond(&self.ctx, &request);
             return Box::pin(async move { Ok(response) });

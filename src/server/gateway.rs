@@ -1,0 +1,427 @@
+//! etcd's JSON gateway (grpc-gateway) on the client port (spec §6.3): `POST /v3/...` with a
+//! JSON request message, answered with the JSON of the response message, or for streaming
+//! RPCs with newline-delimited `{"result":...}` objects.
+//!
+//! As in etcd, the gateway is a gRPC client of the same member: it encodes the JSON into a
+//! gRPC request, calls the member's own tonic routes in-process (no socket, no HTTP/2
+//! framing) and renders the gRPC answer as JSON. So every check, error and stream behaves as
+//! over gRPC, and the gateway needs no knowledge of the services beyond the path table below.
+
+mod json;
+
+use std::convert::Infallible;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body::{Body as HttpBody, Frame};
+use tokio::sync::mpsc;
+use tonic::body::Body;
+use tonic::service::Routes;
+use tonic::Code;
+
+use json::{json_string, Schema};
+
+/// HTTP path → gRPC path, as etcd's protos annotate them (`/v3beta/` is rewritten first).
+const ROUTES: &[(&str, &str)] = &[
+    ("/v3/kv/range", "/etcdserverpb.KV/Range"),
+    ("/v3/kv/put", "/etcdserverpb.KV/Put"),
+    ("/v3/kv/deleterange", "/etcdserverpb.KV/DeleteRange"),
+    ("/v3/kv/txn", "/etcdserverpb.KV/Txn"),
+    ("/v3/kv/compaction", "/etcdserverpb.KV/Compact"),
+    ("/v3/watch", "/etcdserverpb.Watch/Watch"),
+    ("/v3/lease/grant", "/etcdserverpb.Lease/LeaseGrant"),
+    ("/v3/lease/revoke", "/etcdserverpb.Lease/LeaseRevoke"),
+    ("/v3/kv/lease/revoke", "/etcdserverpb.Lease/LeaseRevoke"),
+    ("/v3/lease/keepalive", "/etcdserverpb.Lease/LeaseKeepAlive"),
+    (
+        "/v3/lease/timetolive",
+        "/etcdserverpb.Lease/LeaseTimeToLive",
+    ),
+    (
+        "/v3/kv/lease/timetolive",
+        "/etcdserverpb.Lease/LeaseTimeToLive",
+    ),
+    ("/v3/lease/leases", "/etcdserverpb.Lease/LeaseLeases"),
+    ("/v3/kv/lease/leases", "/etcdserverpb.Lease/LeaseLeases"),
+    ("/v3/cluster/member/add", "/etcdserverpb.Cluster/MemberAdd"),
+    (
+        "/v3/cluster/member/remove",
+        "/etcdserverpb.Cluster/MemberRemove",
+    ),
+    (
+        "/v3/cluster/member/update",
+        "/etcdserverpb.Cluster/MemberUpdate",
+    ),
+    (
+        "/v3/cluster/member/list",
+        "/etcdserverpb.Cluster/MemberList",
+    ),
+    (
+        "/v3/cluster/member/promote",
+        "/etcdserverpb.Cluster/MemberPromote",
+    ),
+    ("/v3/maintenance/alarm", "/etcdserverpb.Maintenance/Alarm"),
+    ("/v3/maintenance/status", "/etcdserverpb.Maintenance/Status"),
+    (
+        "/v3/maintenance/defragment",
+        "/etcdserverpb.Maintenance/Defragment",
+    ),
+    ("/v3/maintenance/hash", "/etcdserverpb.Maintenance/Hash"),
+    ("/v3/maintenance/hashkv", "/etcdserverpb.Maintenance/HashKV"),
+    (
+        "/v3/maintenance/snapshot",
+        "/etcdserverpb.Maintenance/Snapshot",
+    ),
+    (
+        "/v3/maintenance/transfer-leadership",
+        "/etcdserverpb.Maintenance/MoveLeader",
+    ),
+    (
+        "/v3/maintenance/downgrade",
+        "/etcdserverpb.Maintenance/Downgrade",
+    ),
+    ("/v3/auth/enable", "/etcdserverpb.Auth/AuthEnable"),
+    ("/v3/auth/disable", "/etcdserverpb.Auth/AuthDisable"),
+    ("/v3/auth/status", "/etcdserverpb.Auth/AuthStatus"),
+    ("/v3/auth/authenticate", "/etcdserverpb.Auth/Authenticate"),
+    ("/v3/auth/user/add", "/etcdserverpb.Auth/UserAdd"),
+    ("/v3/auth/user/get", "/etcdserverpb.Auth/UserGet"),
+    ("/v3/auth/user/list", "/etcdserverpb.Auth/UserList"),
+    ("/v3/auth/user/delete", "/etcdserverpb.Auth/UserDelete"),
+    (
+        "/v3/auth/user/changepw",
+        "/etcdserverpb.Auth/UserChangePassword",
+    ),
+    ("/v3/auth/user/grant", "/etcdserverpb.Auth/UserGrantRole"),
+    ("/v3/auth/user/revoke", "/etcdserverpb.Auth/UserRevokeRole"),
+    ("/v3/auth/role/add", "/etcdserverpb.Auth/RoleAdd"),
+    ("/v3/auth/role/get", "/etcdserverpb.Auth/RoleGet"),
+    ("/v3/auth/role/list", "/etcdserverpb.Auth/RoleList"),
+    ("/v3/auth/role/delete", "/etcdserverpb.Auth/RoleDelete"),
+    (
+        "/v3/auth/role/grant",
+        "/etcdserverpb.Auth/RoleGrantPermission",
+    ),
+    (
+        "/v3/auth/role/revoke",
+        "/etcdserverpb.Auth/RoleRevokePermission",
+    ),
+    ("/v3/lock/lock", "/v3lockpb.Lock/Lock"),
+    ("/v3/lock/unlock", "/v3lockpb.Lock/Unlock"),
+    ("/v3/election/campaign", "/v3electionpb.Election/Campaign"),
+    ("/v3/election/proclaim", "/v3electionpb.Election/Proclaim"),
+    ("/v3/election/leader", "/v3electionpb.Election/Leader"),
+    ("/v3/election/observe", "/v3electionpb.Election/Observe"),
+    ("/v3/election/resign", "/v3electionpb.Election/Resign"),
+];
+
+/// Whether the gateway answers `path`: all of `/v3/` (unknown paths get its JSON 404), and
+/// `/v3beta/`, which etcd rewrites to `/v3/`.
+pub(crate) fn serves(path: &str) -> bool {
+    path.starts_with("/v3/") || path.starts_with("/v3beta/")
+}
+
+/// Answers one gateway request by calling `grpc`.
+pub(crate) async fn respond<B>(grpc: Routes, request: Request<B>) -> Response<Body>
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+{
+    let raw_path = request.uri().path();
+    let path = match raw_path.strip_prefix("/v3beta/") {
+        Some(rest) => format!("/v3/{rest}"),
+        None => raw_path.to_owned(),
+    };
+    let Some(&(_, grpc_path)) = ROUTES.iter().find(|(p, _)| *p == path) else {
+        return error(Code::NotFound, "Not Found");
+    };
+    if request.method() != Method::POST {
+        return error(Code::Unimplemented, "Method Not Allowed");
+    }
+    let Some(method) = Schema::get().method(grpc_path) else {
+        return error(Code::NotFound, "Not Found");
+    };
+    let (parts, body) = request.into_parts();
+    let Ok((body, _)) = collect(body).await else {
+        return error(Code::InvalidArgument, "unexpected EOF");
+    };
+    let frames = match grpc_frames(&body, &method.input) {
+        Ok(frames) => frames,
+        Err(message) => return error(Code::InvalidArgument, &message),
+    };
+    let mut call = Request::new(Body::new(Chunks::once(frames)));
+    *call.method_mut() = Method::POST;
+    *call.version_mut() = http::Version::HTTP_2;
+    *call.uri_mut() = match grpc_path.parse() {
+        Ok(uri) => uri,
+        Err(_) => return error(Code::Internal, "bad gRPC path"),
+    };
+    let headers = call.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    forward_metadata(&parts.headers, headers);
+
+    let Ok(response) = tower::ServiceExt::oneshot(grpc, call).await;
+    let (head, body) = response.into_parts();
+    // A trailers-only answer: the call failed before any message, whatever its kind.
+    if let Some(status) = tonic::Status::from_header_map(&head.headers) {
+        if status.code() != Code::Ok {
+            return error(status.code(), status.message());
+        }
+    }
+    let output = method.output.clone();
+    if method.server_streaming {
+        return stream(body, output);
+    }
+    let Ok((data, trailers)) = collect(body).await else {
+        return error(Code::Unavailable, "error reading from server: EOF");
+    };
+    if let Some(status) = trailers.as_ref().and_then(tonic::Status::from_header_map) {
+        if status.code() != Code::Ok {
+            return error(status.code(), status.message());
+        }
+    }
+    let mut data = BytesMut::from(&data[..]);
+    match next_frame(&mut data) {
+        Some(message) => match Schema::get().render(&output, &message) {
+            Ok(json) => json_response(StatusCode::OK, json),
+            Err(message) => error(Code::Internal, &message),
+        },
+        None => error(
+            Code::Internal,
+            "server closed the stream without sending a message",
+        ),
+    }
+}
+
+/// The request body as gRPC frames: one JSON value for a unary or server-streaming call
+/// (an empty body is the empty message), each of a sequence for a client stream.
+fn grpc_frames(body: &[u8], input: &str) -> Result<Bytes, String> {
+    let mut out = BytesMut::new();
+    let mut values = serde_json::Deserializer::from_slice(body).into_iter::<serde_json::Value>();
+    let mut any = false;
+    loop {
+        let value = match values.next() {
+            Some(Ok(value)) => value,
+            Some(Err(e)) => return Err(go_json_error(&e, body)),
+            None if any => break,
+            None => serde_json::Value::Null,
+        };
+        any = true;
+        let message = Schema::get().encode(input, &value)?;
+        out.extend_from_slice(&[0]);
+        out.extend_from_slice(
+            &u32::try_from(message.len())
+                .unwrap_or(u32::MAX)
+                .to_be_bytes(),
+        );
+        out.extend_from_slice(&message);
+        if values.byte_offset() >= body.len() {
+            break;
+        }
+    }
+    Ok(out.freeze())
+}
+
+/// The message Go's `encoding/json` gives for the same mistake, as far as serde_json tells it.
+fn go_json_error(e: &serde_json::Error, body: &[u8]) -> String {
+    if e.is_eof() {
+        return "unexpected EOF".to_owned();
+    }
+    // serde_json reports 1-based line and column; find the byte it stopped at.
+    let offset = body
+        .split(|&b| b == b'\n')
+        .take(e.line().saturating_sub(1))
+        .map(|line| line.len() + 1)
+        .sum::<usize>()
+        + e.column().saturating_sub(1);
+    match body.get(offset) {
+        Some(&c) if c.is_ascii_graphic() => {
+            format!(
+                "invalid character '{}' looking for beginning of value",
+                c as char
+            )
+        }
+        _ => e.to_string(),
+    }
+}
+
+/// The request's headers as gRPC metadata, as grpc-gateway passes them: `Authorization`
+/// as is, `Grpc-Metadata-X` as `x`, `Accept` as `grpcgateway-accept`.
+fn forward_metadata(from: &HeaderMap, to: &mut HeaderMap) {
+    for (name, value) in from {
+        let name = name.as_str();
+        let target = if name == "authorization" {
+            Some(name.to_owned())
+        } else if name == "accept" {
+            Some("grpcgateway-accept".to_owned())
+        } else {
+            name.strip_prefix("grpc-metadata-").map(str::to_owned)
+        };
+        if let Some(Ok(target)) = target.map(|t| header::HeaderName::from_bytes(t.as_bytes())) {
+            to.append(target, value.clone());
+        }
+    }
+}
+
+/// A streaming answer: each gRPC message as `{"result":...}` on its own line, and a failure
+/// at the end as `{"error":{...}}`.
+fn stream(body: Body, output: String) -> Response<Body> {
+    let (tx, rx) = mpsc::channel(16);
+    tokio::spawn(async move {
+        let mut body = Box::pin(body);
+        let mut buffer = BytesMut::new();
+        // Ends when the gRPC stream ends or the HTTP client goes (its receiver dropped).
+        loop {
+            match poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => {
+                        buffer.extend_from_slice(&data);
+                        while let Some(message) = next_frame(&mut buffer) {
+                            let line = match Schema::get().render(&output, &message) {
+                                Ok(json) => format!("{{\"result\":{json}}}\n"),
+                                Err(message) => stream_error(Code::Internal, &message),
+                            };
+                            if tx.send(Bytes::from(line)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(frame) => {
+                        let status = frame
+                            .trailers_ref()
+                            .and_then(tonic::Status::from_header_map)
+                            .filter(|s| s.code() != Code::Ok);
+                        if let Some(status) = status {
+                            let line = stream_error(status.code(), status.message());
+                            let _ = tx.send(Bytes::from(line)).await;
+                        }
+                        return;
+                    }
+                },
+                Some(Err(status)) => {
+                    let line = stream_error(status.code(), status.message());
+                    let _ = tx.send(Bytes::from(line)).await;
+                    return;
+                }
+                None => return,
+            }
+        }
+    });
+    let mut response = Response::new(Body::new(Chunks(rx)));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn stream_error(code: Code, message: &str) -> String {
+    format!(
+        "{{\"error\":{{\"code\":{},\"message\":{}}}}}\n",
+        code as i32,
+        json_string(message)
+    )
+}
+
+/// The next whole gRPC message in `buffer`, taken out of it.
+fn next_frame(buffer: &mut BytesMut) -> Option<Bytes> {
+    let header: [u8; 5] = buffer.get(..5)?.try_into().ok()?;
+    let len = usize::try_from(u32::from_be_bytes([
+        header[1], header[2], header[3], header[4],
+    ]))
+    .ok()?;
+    if buffer.len() < 5 + len {
+        return None;
+    }
+    buffer.advance(5);
+    Some(buffer.split_to(len).freeze())
+}
+
+/// A whole body and its trailers.
+async fn collect<B>(body: B) -> Result<(Bytes, Option<HeaderMap>), B::Error>
+where
+    B: HttpBody<Data = Bytes>,
+{
+    let mut body = Box::pin(body);
+    let mut data = BytesMut::new();
+    let mut trailers = None;
+    while let Some(frame) = poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
+        match frame?.into_data() {
+            Ok(chunk) => data.extend_from_slice(&chunk),
+            Err(frame) => {
+                if let Ok(t) = frame.into_trailers() {
+                    trailers = Some(t);
+                }
+            }
+        }
+    }
+    Ok((data.freeze(), trailers))
+}
+
+/// A gateway error: `{"code":N,"message":"..."}` with grpc-gateway's HTTP status for the code.
+fn error(code: Code, message: &str) -> Response<Body> {
+    let status = match code {
+        Code::Ok => StatusCode::OK,
+        Code::Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
+            StatusCode::BAD_REQUEST
+        }
+        Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+        Code::NotFound => StatusCode::NOT_FOUND,
+        Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
+        Code::PermissionDenied => StatusCode::FORBIDDEN,
+        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
+        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Code::Unknown | Code::Internal | Code::DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let body = format!(
+        "{{\"code\":{},\"message\":{}}}",
+        code as i32,
+        json_string(message)
+    );
+    json_response(status, body)
+}
+
+fn json_response(status: StatusCode, body: String) -> Response<Body> {
+    let mut response = Response::new(Body::new(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// A body of chunks from a channel: the gRPC request (one chunk) and streamed JSON answers.
+struct Chunks(mpsc::Receiver<Bytes>);
+
+impl Chunks {
+    fn once(bytes: Bytes) -> Self {
+        let (tx, rx) = mpsc::channel(1);
+        // A fresh channel of one slot always takes its first chunk.
+        let _ = tx.try_send(bytes);
+        Chunks(rx)
+    }
+}
+
+impl HttpBody for Chunks {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|c| Ok(Frame::data(c))))
+    }
+}
