@@ -19,10 +19,11 @@ use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode
 use http_body::{Body as HttpBody, Frame};
 use tokio::sync::mpsc;
 use tonic::body::Body;
-use tonic::service::Routes;
 use tonic::Code;
 
 use json::{json_string, Schema};
+
+use super::MemberService;
 
 /// HTTP path → gRPC path, as etcd's protos annotate them (`/v3beta/` is rewritten first).
 const ROUTES: &[(&str, &str)] = &[
@@ -124,8 +125,8 @@ pub(crate) fn serves(path: &str) -> bool {
     path.starts_with("/v3/") || path.starts_with("/v3beta/")
 }
 
-/// Answers one gateway request by calling `grpc`.
-pub(crate) async fn respond<B>(grpc: Routes, request: Request<B>) -> Response<Body>
+/// Answers one gateway request by calling the gRPC services of `member`.
+pub(crate) async fn respond<B>(mut member: MemberService, request: Request<B>) -> Response<Body>
 where
     B: HttpBody<Data = Bytes> + Send + 'static,
 {
@@ -147,7 +148,7 @@ where
     let Ok((body, _)) = collect(body).await else {
         return error(Code::InvalidArgument, "unexpected EOF");
     };
-    let frames = match grpc_frames(&body, &method.input) {
+    let frames = match grpc_frames(&body, method) {
         Ok(frames) => frames,
         Err(message) => return error(Code::InvalidArgument, &message),
     };
@@ -166,7 +167,7 @@ where
     headers.insert(header::TE, HeaderValue::from_static("trailers"));
     forward_metadata(&parts.headers, headers);
 
-    let Ok(response) = tower::ServiceExt::oneshot(grpc, call).await;
+    let Ok(response) = member.grpc_call(call).await;
     let (head, body) = response.into_parts();
     // A trailers-only answer: the call failed before any message, whatever its kind.
     if let Some(status) = tonic::Status::from_header_map(&head.headers) {
@@ -199,21 +200,26 @@ where
     }
 }
 
-/// The request body as gRPC frames: one JSON value for a unary or server-streaming call
-/// (an empty body is the empty message), each of a sequence for a client stream.
-fn grpc_frames(body: &[u8], input: &str) -> Result<Bytes, String> {
+/// The request body as gRPC frames: the first JSON value for a unary or server-streaming
+/// call (an empty body is the empty message; what follows it is not read, as Go's JSON
+/// decoder leaves it), each value of the sequence for a client stream, which ends at the
+/// first one that does not parse.
+fn grpc_frames(body: &[u8], method: &json::Method) -> Result<Bytes, String> {
     let mut out = BytesMut::new();
     let mut values = serde_json::Deserializer::from_slice(body).into_iter::<serde_json::Value>();
-    let mut any = false;
-    loop {
-        let value = match values.next() {
-            Some(Ok(value)) => value,
-            Some(Err(e)) => return Err(go_json_error(&e, body)),
-            None if any => break,
-            None => serde_json::Value::Null,
-        };
-        any = true;
-        let message = Schema::get().encode(input, &value)?;
+    let first = match values.next() {
+        // Only an object is a message (an empty body is the empty message).
+        Some(Ok(value @ serde_json::Value::Object(_))) => value,
+        Some(Ok(serde_json::Value::Array(_))) => return Err(unexpected_token("[")),
+        Some(Ok(value)) => return Err(unexpected_token(&value.to_string())),
+        Some(Err(e)) => return Err(go_json_error(&e, body)),
+        None => serde_json::Value::Null,
+    };
+    let rest = values
+        .map_while(Result::ok)
+        .take_while(|_| method.client_streaming);
+    for value in std::iter::once(first).chain(rest) {
+        let message = Schema::get().encode(&method.input, &value)?;
         out.extend_from_slice(&[0]);
         out.extend_from_slice(
             &u32::try_from(message.len())
@@ -221,14 +227,18 @@ fn grpc_frames(body: &[u8], input: &str) -> Result<Bytes, String> {
                 .to_be_bytes(),
         );
         out.extend_from_slice(&message);
-        if values.byte_offset() >= body.len() {
-            break;
-        }
     }
     Ok(out.freeze())
 }
 
-/// The message Go's `encoding/json` gives for the same mistake, as far as serde_json tells it.
+/// protojson's error for a request that is JSON but not an object; Go's decoder has trimmed
+/// the space before it, so it is always at 1:1.
+fn unexpected_token(token: &str) -> String {
+    format!("proto: syntax error (line 1:1): unexpected token {token}")
+}
+
+/// The message Go's `encoding/json` gives for the same syntax error, which etcd's gateway
+/// passes on: serde_json tells where, a scan of the text before it tells what was expected.
 fn go_json_error(e: &serde_json::Error, body: &[u8]) -> String {
     if e.is_eof() {
         return "unexpected EOF".to_owned();
@@ -240,15 +250,94 @@ fn go_json_error(e: &serde_json::Error, body: &[u8]) -> String {
         .map(|line| line.len() + 1)
         .sum::<usize>()
         + e.column().saturating_sub(1);
-    match body.get(offset) {
-        Some(&c) if c.is_ascii_graphic() => {
-            format!(
-                "invalid character '{}' looking for beginning of value",
-                c as char
-            )
+    match (
+        body.get(offset),
+        expected(body.get(..offset).unwrap_or_default()),
+    ) {
+        (Some(&c), Some(context)) if c.is_ascii_graphic() || c == b' ' => {
+            let c = match c {
+                b'\'' => "\\'".to_owned(),
+                c => (c as char).to_string(),
+            };
+            format!("invalid character '{c}' {context}")
         }
         _ => e.to_string(),
     }
+}
+
+/// What Go's JSON scanner expects after `prefix`, in the words of its errors; `None` inside a
+/// string or literal, where its messages differ.
+fn expected(prefix: &[u8]) -> Option<String> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum After {
+        Open,
+        Key,
+        Colon,
+        Comma,
+        Value,
+    }
+    let mut stack = Vec::new();
+    let mut after = After::Comma;
+    let mut i = 0;
+    while let Some(&c) = prefix.get(i) {
+        match c {
+            b' ' | b'\t' | b'\n' | b'\r' => {}
+            b'{' | b'[' => {
+                stack.push(c);
+                after = After::Open;
+            }
+            b'}' | b']' => {
+                stack.pop();
+                after = After::Value;
+            }
+            b':' => after = After::Colon,
+            b',' => after = After::Comma,
+            b'"' => {
+                i += 1;
+                loop {
+                    match prefix.get(i)? {
+                        b'\\' => i += 1,
+                        b'"' => break,
+                        _ => {}
+                    }
+                    i += 1;
+                }
+                let key =
+                    stack.last() == Some(&b'{') && matches!(after, After::Open | After::Comma);
+                after = if key { After::Key } else { After::Value };
+            }
+            _ => {
+                // A number or literal; serde_json stops inside a literal it cannot finish.
+                let start = i;
+                while prefix
+                    .get(i + 1)
+                    .is_some_and(|c| !b" \t\n\r,:]}".contains(c))
+                {
+                    i += 1;
+                }
+                let run = prefix.get(start..=i).unwrap_or_default();
+                let literal = [&b"true"[..], b"false", b"null"]
+                    .into_iter()
+                    .find(|l| l.first() == run.first());
+                if let Some(literal) = literal.filter(|l| l.len() > run.len()) {
+                    let next = literal.get(run.len()).copied().unwrap_or_default() as char;
+                    let name = String::from_utf8_lossy(literal);
+                    return Some(format!("in literal {name} (expecting '{next}')"));
+                }
+                after = After::Value;
+            }
+        }
+        i += 1;
+    }
+    let in_object = stack.last() == Some(&b'{');
+    Some(String::from(match after {
+        After::Open | After::Comma if in_object => "looking for beginning of object key string",
+        After::Open | After::Comma | After::Colon => "looking for beginning of value",
+        After::Key => "after object key",
+        After::Value if in_object => "after object key:value pair",
+        After::Value if stack.is_empty() => "after top-level value",
+        After::Value => "after array element",
+    }))
 }
 
 /// The request's headers as gRPC metadata, as grpc-gateway passes them: `Authorization`

@@ -226,8 +226,26 @@ fn errors_in_grpc_gateway_shape() {
     let bad = send(addr, "POST", "/v3/kv/range", &[], "{x");
     assert_eq!(bad.code, 400);
     let bad: Value = serde_json::from_str(&bad.body()).unwrap();
-    assert_eq!(bad["code"], 3);
-    assert!(bad["message"].is_string(), "{bad}");
+    let message = "invalid character 'x' looking for beginning of object key string";
+    assert_eq!(bad, json!({"code": 3, "message": message}));
+    let (code, bad) = post(addr, "/v3/kv/range", json!([1]));
+    assert_eq!(code, 400);
+    assert_eq!(
+        bad["message"],
+        "proto: syntax error (line 1:1): unexpected token ["
+    );
+    let (_, bad) = post(addr, "/v3/kv/range", json!({"key": b64("k"), "limit": 1.5}));
+    assert_eq!(
+        bad["message"],
+        "proto: invalid value for int64 field limit: 1.5"
+    );
+
+    // etcd rewrites /v3beta/ but not /v3alpha/.
+    let alpha = send(addr, "POST", "/v3alpha/kv/range", &[], "{}");
+    assert_eq!(
+        (alpha.code, alpha.body()),
+        (404, "404 page not found\n".to_owned())
+    );
 
     // The HTTP endpoints outside /v3/ are as before.
     assert_eq!(send(addr, "GET", "/version", &[], "").code, 200);
@@ -389,4 +407,21 @@ fn maintenance_and_cluster() {
     let mut pending = String::new();
     let first = snapshot.line(&mut pending);
     assert!(first["result"]["blob"].is_string(), "{first}");
+}
+
+#[test]
+fn faults_reach_gateway_calls() {
+    // The gateway is a gRPC client of the member, so injected faults apply to it too.
+    let etcd = TestEtcd::start();
+    let _guard = etcd
+        .fail_next("KV/Range", 1, test_etcd::EtcdFault::NoLeader)
+        .unwrap();
+    let (code, answer) = post(etcd.addr(), "/v3/kv/range", json!({"key": b64("k")}));
+    assert_eq!(code, 503);
+    assert_eq!(
+        answer,
+        json!({"code": 14, "message": "etcdserver: no leader"})
+    );
+    let (code, _) = post(etcd.addr(), "/v3/kv/range", json!({"key": b64("k")}));
+    assert_eq!(code, 200);
 }

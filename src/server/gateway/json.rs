@@ -24,6 +24,8 @@ pub(crate) struct Method {
     pub(crate) input: String,
     /// Full name of the response message, with a leading dot.
     pub(crate) output: String,
+    /// Whether the client sends a stream.
+    pub(crate) client_streaming: bool,
     /// Whether the server answers with a stream.
     pub(crate) server_streaming: bool,
 }
@@ -70,6 +72,7 @@ impl Schema {
                         Method {
                             input: method.input_type().to_owned(),
                             output: method.output_type().to_owned(),
+                            client_streaming: method.client_streaming(),
                             server_streaming: method.server_streaming(),
                         },
                     );
@@ -371,12 +374,20 @@ fn unsigned(field: &FieldDescriptorProto, value: &Value) -> Result<u64, String> 
     fits.then_some(v).ok_or_else(|| invalid(field, value))
 }
 
-/// Standard or URL-safe base64, padded or not: protojson accepts all four.
+/// Standard or URL-safe base64, padded or not, as protojson takes it (Go's decoder also lets
+/// unused trailing bits be set).
 fn decode_base64(s: &str) -> Option<Vec<u8>> {
-    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-    [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
-        .iter()
-        .find_map(|engine| engine.decode(s).ok())
+    use base64::alphabet::{STANDARD, URL_SAFE};
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    let config = GeneralPurposeConfig::new()
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    let alphabet = if s.contains(['-', '_']) {
+        &URL_SAFE
+    } else {
+        &STANDARD
+    };
+    GeneralPurpose::new(alphabet, config).decode(s).ok()
 }
 
 pub(crate) fn json_string(s: &str) -> String {
