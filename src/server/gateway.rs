@@ -145,14 +145,18 @@ where
         return error(Code::NotFound, "Not Found");
     };
     let (parts, body) = request.into_parts();
-    let Ok((body, _)) = collect(body).await else {
-        return error(Code::InvalidArgument, "unexpected EOF");
+    let body = if method.client_streaming {
+        forward_stream(body, method.input.clone())
+    } else {
+        let Ok((body, _)) = collect(body).await else {
+            return error(Code::InvalidArgument, "unexpected EOF");
+        };
+        match grpc_frames(&body, method) {
+            Ok(frames) => Chunks::once(frames),
+            Err(message) => return error(Code::InvalidArgument, &message),
+        }
     };
-    let frames = match grpc_frames(&body, method) {
-        Ok(frames) => frames,
-        Err(message) => return error(Code::InvalidArgument, &message),
-    };
-    let mut call = Request::new(Body::new(Chunks::once(frames)));
+    let mut call = Request::new(Body::new(body));
     *call.method_mut() = Method::POST;
     *call.version_mut() = http::Version::HTTP_2;
     *call.uri_mut() = match grpc_path.parse() {
@@ -200,12 +204,83 @@ where
     }
 }
 
-/// The request body as gRPC frames: the first JSON value for a unary or server-streaming
-/// call (an empty body is the empty message; what follows it is not read, as Go's JSON
-/// decoder leaves it), each value of the sequence for a client stream, which ends at the
-/// first one that does not parse.
+/// The request stream of a client-streaming call (watch, keepalive): each JSON object of the
+/// body becomes a gRPC message as soon as it has arrived, so a client can keep writing
+/// requests on an open body. As in grpc-gateway, the first object that does not decode ends
+/// the request stream, without an error: the answers go on.
+fn forward_stream<B>(body: B, input: String) -> Chunks
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(16);
+    tokio::spawn(async move {
+        let mut body = Box::pin(body);
+        let mut pending: Vec<u8> = Vec::new();
+        loop {
+            let (frames, consumed, broken) = decode_objects(&pending, &input);
+            pending.drain(..consumed);
+            for frame in frames {
+                if tx.send(frame).await.is_err() {
+                    return;
+                }
+            }
+            if broken {
+                return;
+            }
+            match poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        pending.extend_from_slice(&data);
+                    }
+                }
+                // The end of the body (or a broken one) ends the request stream.
+                _ => return,
+            }
+        }
+    });
+    Chunks(rx)
+}
+
+/// The gRPC frames of the whole JSON objects at the start of `pending`, how many bytes they
+/// took, and whether what follows them can never decode.
+fn decode_objects(pending: &[u8], input: &str) -> (Vec<Bytes>, usize, bool) {
+    let mut frames = Vec::new();
+    let mut consumed = 0;
+    let mut values = serde_json::Deserializer::from_slice(pending).into_iter::<serde_json::Value>();
+    loop {
+        match values.next() {
+            Some(Ok(value)) if value.is_object() => {
+                consumed = values.byte_offset();
+                match Schema::get().encode(input, &value) {
+                    Ok(message) => frames.push(frame(&message)),
+                    Err(_) => return (frames, consumed, true),
+                }
+            }
+            // An object not complete yet: wait for more of the body.
+            Some(Err(e)) if e.is_eof() => return (frames, consumed, false),
+            Some(_) => return (frames, consumed, true),
+            None => return (frames, pending.len(), false),
+        }
+    }
+}
+
+/// One gRPC frame: uncompressed, length-prefixed.
+fn frame(message: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(5 + message.len());
+    out.extend_from_slice(&[0]);
+    out.extend_from_slice(
+        &u32::try_from(message.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
+    out.extend_from_slice(message);
+    out.freeze()
+}
+
+/// The request body of a unary or server-streaming call as a gRPC frame: its first JSON value
+/// (an empty body is the empty message; what follows is not read, as Go's JSON decoder
+/// leaves it).
 fn grpc_frames(body: &[u8], method: &json::Method) -> Result<Bytes, String> {
-    let mut out = BytesMut::new();
     let mut values = serde_json::Deserializer::from_slice(body).into_iter::<serde_json::Value>();
     let first = match values.next() {
         // Only an object is a message (an empty body is the empty message).
@@ -215,20 +290,7 @@ fn grpc_frames(body: &[u8], method: &json::Method) -> Result<Bytes, String> {
         Some(Err(e)) => return Err(go_json_error(&e, body)),
         None => serde_json::Value::Null,
     };
-    let rest = values
-        .map_while(Result::ok)
-        .take_while(|_| method.client_streaming);
-    for value in std::iter::once(first).chain(rest) {
-        let message = Schema::get().encode(&method.input, &value)?;
-        out.extend_from_slice(&[0]);
-        out.extend_from_slice(
-            &u32::try_from(message.len())
-                .unwrap_or(u32::MAX)
-                .to_be_bytes(),
-        );
-        out.extend_from_slice(&message);
-    }
-    Ok(out.freeze())
+    Ok(frame(&Schema::get().encode(&method.input, &first)?))
 }
 
 /// protojson's error for a request that is JSON but not an object; Go's decoder has trimmed

@@ -85,6 +85,11 @@ fn send(
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     write!(stream, "{head}\r\n{body}").unwrap();
+    read_answer(stream)
+}
+
+/// Reads the status line and headers of an answer.
+fn read_answer(stream: TcpStream) -> Answer {
     let mut reader = BufReader::new(stream);
     let mut status = String::new();
     reader.read_line(&mut status).unwrap();
@@ -424,4 +429,42 @@ fn faults_reach_gateway_calls() {
     );
     let (code, _) = post(etcd.addr(), "/v3/kv/range", json!({"key": b64("k")}));
     assert_eq!(code, 200);
+}
+
+#[test]
+fn watch_requests_on_an_open_body() {
+    // A chunked request body that stays open: each request is served as it arrives.
+    let etcd = TestEtcd::start();
+    let addr = etcd.addr();
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let chunk = |stream: &mut TcpStream, json: Value| {
+        let text = format!("{json}\n");
+        write!(stream, "{:x}\r\n{text}\r\n", text.len()).unwrap();
+    };
+    write!(
+        stream,
+        "POST /v3/watch HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    .unwrap();
+    chunk(&mut stream, json!({"create_request": {"key": b64("a")}}));
+    let mut answer = read_answer(stream.try_clone().unwrap());
+    assert_eq!(answer.code, 200);
+    let mut pending = String::new();
+    assert_eq!(answer.line(&mut pending)["result"]["created"], true);
+
+    post(
+        addr,
+        "/v3/kv/put",
+        json!({"key": b64("a"), "value": b64("1")}),
+    );
+    let event = answer.line(&mut pending);
+    assert_eq!(
+        event["result"]["events"][0]["kv"]["value"],
+        b64("1"),
+        "{event}"
+    );
+
+    chunk(&mut stream, json!({"cancel_request": {"watch_id": "0"}}));
+    let canceled = answer.line(&mut pending);
+    assert_eq!(canceled["result"]["canceled"], true, "{canceled}");
 }
