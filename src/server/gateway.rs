@@ -173,15 +173,19 @@ where
 
     let Ok(response) = member.grpc_call(call).await;
     let (head, body) = response.into_parts();
-    // A trailers-only answer: the call failed before any message, whatever its kind.
+    let output = method.output.clone();
+    // A trailers-only answer: the call failed before any message.
     if let Some(status) = tonic::Status::from_header_map(&head.headers) {
         if status.code() != Code::Ok {
+            if method.server_streaming {
+                let line = stream_error(status.code(), status.message());
+                return json_response(http_status(status.code()), line);
+            }
             return error(status.code(), status.message());
         }
     }
-    let output = method.output.clone();
     if method.server_streaming {
-        return stream(body, output);
+        return stream(body, output).await;
     }
     let Ok((data, trailers)) = collect(body).await else {
         return error(Code::Unavailable, "error reading from server: EOF");
@@ -420,48 +424,86 @@ fn forward_metadata(from: &HeaderMap, to: &mut HeaderMap) {
     }
 }
 
-/// A streaming answer: each gRPC message as `{"result":...}` on its own line, and a failure
-/// at the end as `{"error":{...}}`.
-fn stream(body: Body, output: String) -> Response<Body> {
-    let (tx, rx) = mpsc::channel(16);
-    tokio::spawn(async move {
-        let mut body = Box::pin(body);
-        let mut buffer = BytesMut::new();
-        // Ends when the gRPC stream ends or the HTTP client goes (its receiver dropped).
+/// One line of a streaming answer.
+enum Line {
+    Result(String),
+    Error(Code, String),
+}
+
+/// Reads a gRPC answer stream as the lines of a streaming JSON answer.
+struct Lines {
+    body: Pin<Box<Body>>,
+    buffer: BytesMut,
+    output: String,
+    done: bool,
+}
+
+impl Lines {
+    /// The next line: `{"result":...}` for a message, `{"error":...}` for a failure at the
+    /// end; `None` once the stream is over.
+    async fn next(&mut self) -> Option<Line> {
         loop {
-            match poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
+            if let Some(message) = next_frame(&mut self.buffer) {
+                return Some(match Schema::get().render(&self.output, &message) {
+                    Ok(json) => Line::Result(format!("{{\"result\":{json}}}\n")),
+                    Err(message) => Line::Error(Code::Internal, message),
+                });
+            }
+            if self.done {
+                return None;
+            }
+            match poll_fn(|cx| self.body.as_mut().poll_frame(cx)).await {
                 Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) => {
-                        buffer.extend_from_slice(&data);
-                        while let Some(message) = next_frame(&mut buffer) {
-                            let line = match Schema::get().render(&output, &message) {
-                                Ok(json) => format!("{{\"result\":{json}}}\n"),
-                                Err(message) => stream_error(Code::Internal, &message),
-                            };
-                            if tx.send(Bytes::from(line)).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
+                    Ok(data) => self.buffer.extend_from_slice(&data),
                     Err(frame) => {
+                        self.done = true;
                         let status = frame
                             .trailers_ref()
                             .and_then(tonic::Status::from_header_map)
-                            .filter(|s| s.code() != Code::Ok);
-                        if let Some(status) = status {
-                            let line = stream_error(status.code(), status.message());
-                            let _ = tx.send(Bytes::from(line)).await;
-                        }
-                        return;
+                            .filter(|s| s.code() != Code::Ok)?;
+                        return Some(Line::Error(status.code(), status.message().to_owned()));
                     }
                 },
                 Some(Err(status)) => {
-                    let line = stream_error(status.code(), status.message());
-                    let _ = tx.send(Bytes::from(line)).await;
-                    return;
+                    self.done = true;
+                    return Some(Line::Error(status.code(), status.message().to_owned()));
                 }
-                None => return,
+                None => self.done = true,
             }
+        }
+    }
+}
+
+/// A streaming answer: each gRPC message as `{"result":...}` on its own line, and a failure
+/// as `{"error":{...}}`. As grpc-gateway does, the HTTP status waits for the first line: a
+/// stream that fails before its first message answers the failure's status.
+async fn stream(body: Body, output: String) -> Response<Body> {
+    let mut lines = Lines {
+        body: Box::pin(body),
+        buffer: BytesMut::new(),
+        output,
+        done: false,
+    };
+    let first = match lines.next().await {
+        None => String::new(),
+        Some(Line::Error(code, message)) => {
+            return json_response(http_status(code), stream_error(code, &message));
+        }
+        Some(Line::Result(line)) => line,
+    };
+    let (tx, rx) = mpsc::channel(16);
+    tokio::spawn(async move {
+        let mut line = Some(first).filter(|l| !l.is_empty());
+        // Ends when the gRPC stream ends or the HTTP client goes (its receiver dropped).
+        while let Some(text) = line {
+            if tx.send(Bytes::from(text)).await.is_err() {
+                return;
+            }
+            line = match lines.next().await {
+                Some(Line::Result(text)) => Some(text),
+                Some(Line::Error(code, message)) => Some(stream_error(code, &message)),
+                None => None,
+            };
         }
     });
     let mut response = Response::new(Body::new(Chunks(rx)));
@@ -517,7 +559,17 @@ where
 
 /// A gateway error: `{"code":N,"message":"..."}` with grpc-gateway's HTTP status for the code.
 fn error(code: Code, message: &str) -> Response<Body> {
-    let status = match code {
+    let body = format!(
+        "{{\"code\":{},\"message\":{}}}",
+        code as i32,
+        json_string(message)
+    );
+    json_response(http_status(code), body)
+}
+
+/// grpc-gateway's HTTP status for a gRPC code.
+fn http_status(code: Code) -> StatusCode {
+    match code {
         Code::Ok => StatusCode::OK,
         Code::Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
         Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
@@ -532,13 +584,7 @@ fn error(code: Code, message: &str) -> Response<Body> {
         Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
         Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         Code::Unknown | Code::Internal | Code::DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    let body = format!(
-        "{{\"code\":{},\"message\":{}}}",
-        code as i32,
-        json_string(message)
-    );
-    json_response(status, body)
+    }
 }
 
 fn json_response(status: StatusCode, body: String) -> Response<Body> {

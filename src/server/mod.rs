@@ -511,9 +511,17 @@ impl tower::Service<http::Request<Incoming>> for MemberService {
             .headers()
             .get(http::header::CONTENT_TYPE)
             .is_some_and(|t| t.as_bytes().starts_with(b"application/grpc"));
-        if !grpc && gateway::serves(request.uri().path()) {
+        // etcd's CORS handler answers every preflight, gateway paths included.
+        if !grpc
+            && gateway::serves(request.uri().path())
+            && request.method() != http::Method::OPTIONS
+        {
             let member = self.clone();
-            return Box::pin(async move { Ok(gateway::respond(member, request).await) });
+            return Box::pin(async move {
+                let mut response = gateway::respond(member, request).await;
+                etcdhttp::cors(response.headers_mut());
+                Ok(response)
+            });
         }
         if request.version() < http::Version::HTTP_2 {
             let response = etcdhttp::respond(&self.ctx, &request);

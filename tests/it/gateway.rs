@@ -252,6 +252,11 @@ fn errors_in_grpc_gateway_shape() {
         (404, "404 page not found\n".to_owned())
     );
 
+    // etcd's CORS handler covers the gateway: its headers, and preflights answered.
+    let answer = send(addr, "POST", "/v3/kv/range", &[], "{}");
+    assert_eq!(answer.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(send(addr, "OPTIONS", "/v3/kv/range", &[], "").code, 200);
+
     // The HTTP endpoints outside /v3/ are as before.
     assert_eq!(send(addr, "GET", "/version", &[], "").code, 200);
 }
@@ -308,6 +313,12 @@ fn auth_token_in_authorization_header() {
         &[("Grpc-Metadata-Token", &token)],
         put,
     ));
+    // A stream that fails before its first message answers the failure's status, in the
+    // stream's shape.
+    let snapshot = send(addr, "POST", "/v3/maintenance/snapshot", &[], "{}");
+    assert_eq!(snapshot.code, 400);
+    let line = "{\"error\":{\"code\":3,\"message\":\"etcdserver: user name is empty\"}}\n";
+    assert_eq!(snapshot.body(), line);
     let (_, list) = post_with(
         addr,
         "/v3/auth/user/list",
