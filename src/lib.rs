@@ -84,7 +84,8 @@
 //! alarms with their effects, the space quota of [`TestEtcdBuilder::quota_backend_bytes`],
 //! Hash, HashKV, Defragment, MoveLeader, Downgrade); Snapshot streams our own format, which
 //! [`TestEtcdBuilder::restore_snapshot`] restores. Every endpoint also answers etcd's HTTP
-//! `/health`, `/livez`, `/readyz`, `/version` and `/metrics` on the same port.
+//! `/health`, `/livez`, `/readyz`, `/version` and `/metrics` on the same port, and etcd's JSON
+//! gateway (`POST /v3/kv/range` and the rest of grpc-gateway's routes, with etcd's JSON).
 //!
 //! # Beyond a real etcd
 //!

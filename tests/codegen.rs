@@ -48,10 +48,19 @@ impl Drop for ScratchDir {
     }
 }
 
-/// Runs the code generator and returns `file name -> contents`.
-fn generate(proto_root: &Path) -> BTreeMap<String, String> {
+/// The descriptor set the JSON gateway reads at run time, next to the generated code.
+const DESCRIPTOR: &str = "descriptor.bin";
+
+/// Runs the code generator and returns `file name -> contents`, and the encoded descriptor
+/// set (without source info: the gateway needs names and types only).
+fn generate(proto_root: &Path) -> (BTreeMap<String, String>, Vec<u8>) {
     let files: Vec<PathBuf> = PROTOS.iter().map(|p| proto_root.join(p)).collect();
     let fds = protox::compile(&files, [proto_root]).unwrap_or_else(|e| panic!("protox: {e:?}"));
+    let mut bare = fds.clone();
+    for file in &mut bare.file {
+        file.source_code_info = None;
+    }
+    let descriptor = prost::Message::encode_to_vec(&bare);
 
     let out = ScratchDir::new();
     tonic_prost_build::configure()
@@ -71,7 +80,7 @@ fn generate(proto_root: &Path) -> BTreeMap<String, String> {
         let text = fs::read_to_string(&path).expect("read generated file");
         generated.insert(name, text);
     }
-    generated
+    (generated, descriptor)
 }
 
 /// Line endings may be converted by git on checkout; compare without them.
@@ -97,7 +106,7 @@ fn first_difference(current: &str, fresh: &str) -> usize {
 fn generated_code_is_up_to_date() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let pb_dir = root.join("src").join("pb");
-    let generated = generate(&root.join("proto"));
+    let (generated, descriptor) = generate(&root.join("proto"));
 
     let expected_names = [
         "authpb.rs",
@@ -114,6 +123,7 @@ fn generated_code_is_up_to_date() {
         for (name, text) in &generated {
             fs::write(pb_dir.join(name), text).expect("write generated file");
         }
+        fs::write(pb_dir.join(DESCRIPTOR), &descriptor).expect("write descriptor set");
         eprintln!(
             "codegen: wrote {} files into {}",
             generated.len(),
@@ -133,6 +143,11 @@ fn generated_code_is_up_to_date() {
             )),
             Err(e) => stale.push(format!("src/pb/{name} cannot be read: {e}")),
         }
+    }
+    match fs::read(pb_dir.join(DESCRIPTOR)) {
+        Ok(current) if current == descriptor => {}
+        Ok(_) => stale.push(format!("src/pb/{DESCRIPTOR} differs")),
+        Err(e) => stale.push(format!("src/pb/{DESCRIPTOR} cannot be read: {e}")),
     }
     assert!(
         stale.is_empty(),

@@ -21,7 +21,13 @@ pub(crate) fn respond<B>(ctx: &Context, request: &Request<B>) -> Response<Body> 
     } else {
         route(ctx, request)
     };
-    let headers = response.headers_mut();
+    cors(response.headers_mut());
+    response
+}
+
+/// etcd's default CORS headers, which its CORS handler puts on every HTTP answer of the
+/// client port (the JSON gateway's too).
+pub(crate) fn cors(headers: &mut http::HeaderMap) {
     headers.insert("access-control-allow-origin", HeaderValue::from_static("*"));
     headers.insert(
         "access-control-allow-methods",
@@ -31,7 +37,6 @@ pub(crate) fn respond<B>(ctx: &Context, request: &Request<B>) -> Response<Body> 
         "access-control-allow-headers",
         HeaderValue::from_static("accept, content-type, authorization"),
     );
-    response
 }
 
 fn route<B>(ctx: &Context, request: &Request<B>) -> Response<Body> {

@@ -12,6 +12,7 @@ mod auth;
 mod cluster;
 mod election;
 mod etcdhttp;
+mod gateway;
 mod hooks;
 mod kv;
 mod lease;
@@ -453,7 +454,7 @@ impl MemberService {
     /// A call with a fault or the request log in its way: delayed, failed or recorded as planned.
     fn faulty_call(
         &self,
-        request: http::Request<Incoming>,
+        request: http::Request<Body>,
         plan: hooks::Plan,
         hooks: Arc<hooks::Hooks>,
         path: String,
@@ -504,11 +505,36 @@ impl tower::Service<http::Request<Incoming>> for MemberService {
                 .extensions_mut()
                 .insert(auth::PeerCommonName(Arc::clone(common_name)));
         }
-        // etcd's client port sends HTTP/1.x to its HTTP mux and HTTP/2 to gRPC.
+        // etcd's client port sends gRPC to its gRPC server, and the rest to its HTTP mux: the
+        // JSON gateway under /v3/ (over HTTP/1.x or h2c), etcd's HTTP handlers otherwise.
+        let grpc = request
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|t| t.as_bytes().starts_with(b"application/grpc"));
+        // etcd's CORS handler answers every preflight, gateway paths included.
+        if !grpc
+            && gateway::serves(request.uri().path())
+            && request.method() != http::Method::OPTIONS
+        {
+            let member = self.clone();
+            return Box::pin(async move {
+                let mut response = gateway::respond(member, request).await;
+                etcdhttp::cors(response.headers_mut());
+                Ok(response)
+            });
+        }
         if request.version() < http::Version::HTTP_2 {
             let response = etcdhttp::respond(&self.ctx, &request);
             return Box::pin(async move { Ok(response) });
         }
+        self.grpc_call(request.map(Body::new))
+    }
+}
+
+impl MemberService {
+    /// One gRPC call, from a client or from the JSON gateway: counted in the metrics, refused
+    /// on a learner as etcd does, and subject to the faults and request log of `hooks`.
+    fn grpc_call(&mut self, request: http::Request<Body>) -> GrpcFuture {
         let path = request.uri().path().to_owned();
         let counted = self.ctx.metrics.started(&path);
         if self.ctx.engine.is_learner(self.ctx.identity.member_id) && !learner_may_call(&path) {
@@ -526,7 +552,7 @@ impl tower::Service<http::Request<Incoming>> for MemberService {
         }
         let future: GrpcFuture = if plan.delay.is_zero() && plan.fail.is_none() && !plan.record {
             // No fault and no log: the request goes straight to its service.
-            Box::pin(self.grpc.call(request))
+            Box::pin(tower::Service::call(&mut self.grpc, request))
         } else {
             Box::pin(self.faulty_call(request, plan, hooks, path))
         };

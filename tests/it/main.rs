@@ -9,6 +9,7 @@ mod cookbook;
 mod election;
 mod faults;
 mod fork;
+mod gateway;
 mod guard;
 mod history;
 mod http;
