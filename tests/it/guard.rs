@@ -26,10 +26,7 @@ fn drop_frees_the_port() {
     let addr = etcd.addr();
     assert!(TcpStream::connect(addr).is_ok());
     drop(etcd);
-    assert!(
-        TcpStream::connect(addr).is_err(),
-        "nothing listens after drop"
-    );
+    // Bound at once, before another test's server could be handed the same port.
     assert!(
         TcpListener::bind(addr).is_ok(),
         "the port can be bound again"
@@ -44,20 +41,16 @@ fn leak_check_alone() {
     let warm_up = TestEtcd::start();
     drop(warm_up);
     let (fds, tasks) = (open_fds(), threads());
-    let mut ports = Vec::new();
     for _ in 0..300 {
         let etcd = TestEtcd::start();
-        let _conn = TcpStream::connect(etcd.addr()).unwrap();
-        ports.push(etcd.addr());
+        let addr = etcd.addr();
+        let _conn = TcpStream::connect(addr).unwrap();
+        drop(etcd);
+        // Bound at once: the port is free again (checked before another test can take it).
+        assert!(TcpListener::bind(addr).is_ok(), "{addr} is still held");
     }
     assert_eq!(threads(), tasks, "every server thread has ended");
     assert_eq!(open_fds(), fds, "every socket is closed");
-    for addr in ports {
-        assert!(
-            TcpStream::connect(addr).is_err(),
-            "{addr} still accepts connections"
-        );
-    }
     // Thousands of cycles more: memory settles instead of growing with them.
     let cycle = |n: usize| {
         for _ in 0..n {
