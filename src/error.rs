@@ -1,6 +1,7 @@
 //! Why a [`TestEtcd`](crate::TestEtcd) could not start.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 pub use crate::fixture::FixtureError;
 
@@ -23,4 +24,42 @@ pub enum Error {
     /// The server's thread or runtime could not be started.
     #[error("cannot start the server: {0}")]
     Start(#[source] std::io::Error),
+    /// The builder asked for something only the embedded engine has, but the backend is a real
+    /// etcd (chosen by [`TestEtcdBuilder::backend`](crate::TestEtcdBuilder::backend) or the
+    /// `TEST_ETCD_BACKEND` environment variable).
+    #[error("`{option}` needs the embedded backend: a real etcd cannot do it")]
+    NeedsEmbedded {
+        /// The builder option, as its method is named.
+        option: &'static str,
+    },
+    /// `TEST_ETCD_BACKEND` holds something other than `embedded` or `real`.
+    #[error("TEST_ETCD_BACKEND={0:?}: expected `embedded` or `real`")]
+    UnknownBackend(String),
+    /// The real backend was asked for but no etcd binary is known: enable the `real-etcd`
+    /// feature, set `TEST_ETCD_BIN`, or call
+    /// [`TestEtcdBuilder::etcd_binary`](crate::TestEtcdBuilder::etcd_binary).
+    #[error(
+        "no etcd binary for the real backend: enable the `real-etcd` feature, set TEST_ETCD_BIN \
+         or call etcd_binary()"
+    )]
+    NoEtcdBinary,
+    /// The etcd binary could not be run.
+    #[error("cannot run {}: {source}", binary.display())]
+    EtcdSpawn {
+        /// The binary.
+        binary: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// The etcd process did not become ready.
+    #[error("real etcd did not start: {reason}\n{log}")]
+    EtcdStart {
+        /// What went wrong.
+        reason: String,
+        /// The end of etcd's log.
+        log: String,
+    },
+    /// A request to the real etcd (seeding a fixture) failed.
+    #[error("real etcd refused a request: {0}")]
+    EtcdRequest(String),
 }

@@ -63,9 +63,10 @@ mod engine;
 mod error;
 mod fixture;
 mod pb;
+mod real;
 mod rpctypes;
 mod server;
 mod test_etcd;
 
 pub use error::{Error, FixtureError};
-pub use test_etcd::{TestEtcd, TestEtcdBuilder};
+pub use test_etcd::{Backend, TestEtcd, TestEtcdBuilder, BACKEND_ENV, ETCD_BIN_ENV};

@@ -8,7 +8,60 @@ use std::time::Duration;
 use crate::engine::{Engine, Limits};
 use crate::error::Error;
 use crate::fixture::{self, FixtureSource};
+use crate::real::{RealConfig, RealEtcd};
 use crate::server::{Context, Identity, Running, DEFAULT_PROGRESS_INTERVAL};
+
+/// The environment variable that picks the backend of every [`TestEtcd`] whose builder did not
+/// pick one: `embedded` (the default) or `real`.
+pub const BACKEND_ENV: &str = "TEST_ETCD_BACKEND";
+
+/// The environment variable naming the etcd binary the real backend runs, when the builder
+/// names none. It wins over the binary of the `real-etcd` feature.
+pub const ETCD_BIN_ENV: &str = "TEST_ETCD_BIN";
+
+/// What answers a [`TestEtcd`]'s endpoint.
+///
+/// ```
+/// use test_etcd::{Backend, TestEtcd};
+///
+/// let etcd = TestEtcd::builder().backend(Backend::Embedded).start()?;
+/// assert_eq!(etcd.backend(), Backend::Embedded);
+/// # Ok::<(), test_etcd::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Backend {
+    /// The in-process engine: starts in well under a millisecond and offers what a real etcd
+    /// cannot. The default.
+    Embedded,
+    /// A real etcd process, single node, in a temp dir of its own on free loopback ports. The
+    /// binary is the one given to [`TestEtcdBuilder::etcd_binary`], else `TEST_ETCD_BIN`, else
+    /// the one the `real-etcd` feature ships.
+    Real,
+}
+
+impl Backend {
+    /// The backend `TEST_ETCD_BACKEND` asks for, if it is set (and not empty).
+    ///
+    /// ```
+    /// use test_etcd::Backend;
+    ///
+    /// let backend = Backend::from_env()?.unwrap_or(Backend::Embedded);
+    /// println!("this run's guards use the {backend:?} backend");
+    /// # Ok::<(), test_etcd::Error>(())
+    /// ```
+    pub fn from_env() -> Result<Option<Backend>, Error> {
+        let Some(value) = std::env::var_os(BACKEND_ENV) else {
+            return Ok(None);
+        };
+        match value.to_string_lossy().trim() {
+            "" => Ok(None),
+            "embedded" => Ok(Some(Backend::Embedded)),
+            "real" => Ok(Some(Backend::Real)),
+            other => Err(Error::UnknownBackend(other.to_owned())),
+        }
+    }
+}
 
 /// An etcd-compatible server for one test. It listens on a free loopback port from
 /// [`start`](TestEtcd::start) until it is dropped; dropping it closes every connection and stream
@@ -24,8 +77,12 @@ use crate::server::{Context, Identity, Running, DEFAULT_PROGRESS_INTERVAL};
 /// assert!(etcd.endpoint().starts_with("http://127.0.0.1:"));
 /// ```
 pub struct TestEtcd {
-    running: Running,
-    engine: Engine,
+    inner: Inner,
+}
+
+enum Inner {
+    Embedded { running: Running, engine: Engine },
+    Real(RealEtcd),
 }
 
 impl fmt::Debug for TestEtcd {
@@ -80,7 +137,7 @@ impl TestEtcd {
     /// assert_eq!(etcd.endpoint(), format!("http://{}", etcd.addr()));
     /// ```
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.running.addr())
+        format!("http://{}", self.addr())
     }
 
     /// The client URLs, in the form `etcd_client::Client::connect` takes.
@@ -100,11 +157,34 @@ impl TestEtcd {
     /// assert!(etcd.addr().ip().is_loopback());
     /// ```
     pub fn addr(&self) -> SocketAddr {
-        self.running.addr()
+        match &self.inner {
+            Inner::Embedded { running, .. } => running.addr(),
+            Inner::Real(real) => real.addr(),
+        }
+    }
+
+    /// Which backend answers: [`Backend::Embedded`] unless the builder or `TEST_ETCD_BACKEND`
+    /// chose a real etcd.
+    ///
+    /// ```
+    /// let etcd = test_etcd::TestEtcd::builder()
+    ///     .backend(test_etcd::Backend::Embedded)
+    ///     .start()?;
+    /// assert_eq!(etcd.backend(), test_etcd::Backend::Embedded);
+    /// # Ok::<(), test_etcd::Error>(())
+    /// ```
+    pub fn backend(&self) -> Backend {
+        match &self.inner {
+            Inner::Embedded { .. } => Backend::Embedded,
+            Inner::Real(_) => Backend::Real,
+        }
     }
 
     /// The current value of `key` as UTF-8 text (lossy), read directly from the server's state
-    /// for assertions. `None` if the key does not exist.
+    /// for assertions (from a real etcd: with a Range request). `None` if the key does not exist.
+    ///
+    /// # Panics
+    /// On the real backend, if etcd does not answer: the assertion cannot be made.
     ///
     /// ```
     /// let etcd = test_etcd::TestEtcd::builder().fixture_str(r#"{"k": "v"}"#).start()?;
@@ -119,16 +199,27 @@ impl TestEtcd {
 
     /// The current value of `key` as bytes.
     ///
+    /// # Panics
+    /// On the real backend, if etcd does not answer.
+    ///
     /// ```
     /// let etcd = test_etcd::TestEtcd::builder().fixture_str(r#"{"k": "v"}"#).start()?;
     /// assert_eq!(etcd.get_bytes("k"), Some(b"v".to_vec()));
     /// # Ok::<(), test_etcd::Error>(())
     /// ```
     pub fn get_bytes(&self, key: impl AsRef<[u8]>) -> Option<Vec<u8>> {
-        self.engine.get(key.as_ref())
+        match &self.inner {
+            Inner::Embedded { engine, .. } => engine.get(key.as_ref()),
+            Inner::Real(real) => real
+                .get(key.as_ref())
+                .unwrap_or_else(|err| panic!("test-etcd: real etcd did not answer: {err}")),
+        }
     }
 
     /// The current revision of the store: 1 when empty, +1 for every write.
+    ///
+    /// # Panics
+    /// On the real backend, if etcd does not answer.
     ///
     /// ```
     /// let etcd = test_etcd::TestEtcd::builder().fixture_str(r#"{"a": "1", "b": "2"}"#).start()?;
@@ -136,10 +227,16 @@ impl TestEtcd {
     /// # Ok::<(), test_etcd::Error>(())
     /// ```
     pub fn revision(&self) -> i64 {
-        self.engine.revision()
+        match &self.inner {
+            Inner::Embedded { engine, .. } => engine.revision(),
+            Inner::Real(real) => real
+                .revision()
+                .unwrap_or_else(|err| panic!("test-etcd: real etcd did not answer: {err}")),
+        }
     }
 
-    /// Stops the server now; the same as dropping it, spelled out.
+    /// Stops the server now; the same as dropping it, spelled out. A real etcd is killed and
+    /// reaped, and its directory removed.
     ///
     /// ```
     /// let etcd = test_etcd::TestEtcd::start();
@@ -148,7 +245,10 @@ impl TestEtcd {
     /// assert!(std::net::TcpStream::connect(addr).is_err());
     /// ```
     pub fn shutdown(mut self) {
-        self.running.stop();
+        match &mut self.inner {
+            Inner::Embedded { running, .. } => running.stop(),
+            Inner::Real(real) => real.stop(),
+        }
     }
 }
 
@@ -160,6 +260,8 @@ pub struct TestEtcdBuilder {
     limits: Limits,
     addr: Option<SocketAddr>,
     progress_interval: Duration,
+    backend: Option<Backend>,
+    etcd_binary: Option<PathBuf>,
 }
 
 impl Default for TestEtcdBuilder {
@@ -169,6 +271,8 @@ impl Default for TestEtcdBuilder {
             limits: Limits::default(),
             addr: None,
             progress_interval: DEFAULT_PROGRESS_INTERVAL,
+            backend: None,
+            etcd_binary: None,
         }
     }
 }
@@ -240,6 +344,8 @@ impl TestEtcdBuilder {
 
     /// How often a watcher created with `progress_notify` gets a progress notification when no
     /// event reached it (etcd's `--watch-progress-notify-interval`, 10 minutes by default).
+    /// A real etcd takes 100 ms at least; a shorter interval needs the embedded backend
+    /// ([`Error::NeedsEmbedded`]).
     ///
     /// ```
     /// use std::time::Duration;
@@ -268,8 +374,40 @@ impl TestEtcdBuilder {
         self
     }
 
+    /// Which backend to start, whatever `TEST_ETCD_BACKEND` says. Without this call the
+    /// variable decides, and without the variable the embedded engine runs.
+    ///
+    /// ```no_run
+    /// // Needs the `real-etcd` feature or TEST_ETCD_BIN.
+    /// let etcd = test_etcd::TestEtcd::builder()
+    ///     .backend(test_etcd::Backend::Real)
+    ///     .fixture_str(r#"{"k": "v"}"#)
+    ///     .start()?;
+    /// assert_eq!(etcd.get("k").as_deref(), Some("v"));
+    /// # Ok::<(), test_etcd::Error>(())
+    /// ```
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// The etcd binary the real backend runs, instead of `TEST_ETCD_BIN` or the `real-etcd`
+    /// feature's. Has no effect on the embedded backend.
+    ///
+    /// ```no_run
+    /// let etcd = test_etcd::TestEtcd::builder()
+    ///     .backend(test_etcd::Backend::Real)
+    ///     .etcd_binary("/usr/local/bin/etcd")
+    ///     .start()?;
+    /// # Ok::<(), test_etcd::Error>(())
+    /// ```
+    pub fn etcd_binary(mut self, path: impl Into<PathBuf>) -> Self {
+        self.etcd_binary = Some(path.into());
+        self
+    }
+
     /// Loads the fixtures, binds the port and starts serving. Returns once the server accepts
-    /// connections.
+    /// connections (a real etcd: once it answers a read).
     ///
     /// ```
     /// let etcd = test_etcd::TestEtcd::builder().start()?;
@@ -277,6 +415,17 @@ impl TestEtcdBuilder {
     /// # Ok::<(), test_etcd::Error>(())
     /// ```
     pub fn start(self) -> Result<TestEtcd, Error> {
+        let backend = match self.backend {
+            Some(backend) => backend,
+            None => Backend::from_env()?.unwrap_or(Backend::Embedded),
+        };
+        match backend {
+            Backend::Embedded => self.start_embedded(),
+            Backend::Real => self.start_real(),
+        }
+    }
+
+    fn start_embedded(self) -> Result<TestEtcd, Error> {
         let engine = Engine::new(self.limits);
         for source in &self.fixtures {
             let fixture = fixture::load(source)?;
@@ -295,6 +444,61 @@ impl TestEtcdBuilder {
             progress_interval: self.progress_interval,
         };
         let running = Running::start(listener, ctx).map_err(Error::Start)?;
-        Ok(TestEtcd { running, engine })
+        Ok(TestEtcd {
+            inner: Inner::Embedded { running, engine },
+        })
+    }
+
+    fn start_real(self) -> Result<TestEtcd, Error> {
+        if self.progress_interval < MIN_REAL_PROGRESS_INTERVAL {
+            return Err(Error::NeedsEmbedded {
+                option: "watch_progress_notify_interval",
+            });
+        }
+        // Fixtures are read before spawning, so that a bad one fails fast.
+        let mut puts = Vec::new();
+        for source in &self.fixtures {
+            let fixture = fixture::load(source)?;
+            puts.extend(fixture.puts.into_iter().map(|p| (p.key, p.value)));
+        }
+        let config = RealConfig {
+            binary: etcd_binary(self.etcd_binary)?,
+            listen: self.addr,
+            max_request_bytes: self.limits.max_request_bytes,
+            max_txn_ops: self.limits.max_txn_ops,
+            progress_interval: self.progress_interval,
+        };
+        let real = RealEtcd::start(&config)?;
+        real.seed(puts)?;
+        Ok(TestEtcd {
+            inner: Inner::Real(real),
+        })
     }
 }
+
+/// etcd refuses to notify progress more often than this.
+const MIN_REAL_PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The binary the real backend runs: the builder's, else `TEST_ETCD_BIN`, else the feature's.
+fn etcd_binary(given: Option<PathBuf>) -> Result<PathBuf, Error> {
+    if let Some(path) = given {
+        return Ok(path);
+    }
+    if let Some(path) = std::env::var_os(ETCD_BIN_ENV).filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(path));
+    }
+    vendored_binary()
+}
+
+#[cfg(feature = "real-etcd")]
+fn vendored_binary() -> Result<PathBuf, Error> {
+    etcd_bin_vendored::etcd_bin_path()
+        .map(PathBuf::from)
+        .map_err(|_| Error::NoEtcdBinary)
+}
+
+#[cfg(not(feature = "real-etcd"))]
+fn vendored_binary() -> Result<PathBuf, Error> {
+    Err(Error::NoEtcdBinary)
+}
+

@@ -1,0 +1,294 @@
+//! The real-etcd backend: a real etcd process per guard, in a temp dir of its own, on free
+//! loopback ports. The guard talks to it only through the gRPC API, like any client.
+
+use std::fs;
+use std::io::Read;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::error::Error;
+use crate::pb::etcdserverpb::{kv_client::KvClient, PutRequest, RangeRequest};
+
+/// How long a spawned etcd may take to answer its first request.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many times a start is retried when another process took one of our ports first.
+const PORT_ATTEMPTS: usize = 5;
+
+/// What the builder asks of a real etcd.
+#[derive(Debug, Clone)]
+pub(crate) struct RealConfig {
+    pub(crate) binary: PathBuf,
+    pub(crate) listen: Option<SocketAddr>,
+    pub(crate) max_request_bytes: usize,
+    pub(crate) max_txn_ops: usize,
+    pub(crate) progress_interval: Duration,
+}
+
+/// A running etcd process. Dropping it kills and reaps the process and removes its directory.
+#[derive(Debug)]
+pub(crate) struct RealEtcd {
+    child: Option<Child>,
+    dir: PathBuf,
+    addr: SocketAddr,
+}
+
+impl RealEtcd {
+    /// Spawns etcd and waits until it answers a linearizable read (so it has a leader).
+    pub(crate) fn start(config: &RealConfig) -> Result<RealEtcd, Error> {
+        let dir = temp_dir().map_err(Error::Start)?;
+        let mut last_error = None;
+        for _ in 0..PORT_ATTEMPTS {
+            match spawn_once(config, &dir) {
+                Ok((child, addr)) => {
+                    return Ok(RealEtcd {
+                        child: Some(child),
+                        dir,
+                        addr,
+                    })
+                }
+                Err(Attempt::PortTaken(err)) if config.listen.is_none() => last_error = Some(err),
+                Err(Attempt::PortTaken(err) | Attempt::Failed(err)) => {
+                    let _ = fs::remove_dir_all(&dir);
+                    return Err(err);
+                }
+            }
+        }
+        let _ = fs::remove_dir_all(&dir);
+        Err(last_error.unwrap_or_else(|| Error::EtcdStart {
+            reason: "no free ports".into(),
+            log: String::new(),
+        }))
+    }
+
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Kills and reaps the process, then removes its directory.
+    pub(crate) fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    /// Puts each pair, one request (so one revision) each, as the embedded seed does.
+    pub(crate) fn seed(&self, puts: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), Error> {
+        if puts.is_empty() {
+            return Ok(());
+        }
+        call(self.addr, |mut kv| async move {
+            for (key, value) in puts {
+                let req = PutRequest {
+                    key,
+                    value,
+                    ..Default::default()
+                };
+                kv.put(req).await?;
+            }
+            Ok(())
+        })
+        .map_err(Error::EtcdRequest)
+    }
+
+    /// The current value of `key`, read with a Range.
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        let key = key.to_vec();
+        call(self.addr, |mut kv| async move {
+            let req = RangeRequest {
+                key,
+                ..Default::default()
+            };
+            let resp = kv.range(req).await?.into_inner();
+            Ok(resp.kvs.into_iter().next().map(|kv| kv.value))
+        })
+    }
+
+    /// The current revision, from the header of a Range.
+    pub(crate) fn revision(&self) -> Result<i64, String> {
+        call(self.addr, |mut kv| async move {
+            let req = RangeRequest {
+                key: vec![0],
+                count_only: true,
+                ..Default::default()
+            };
+            let resp = kv.range(req).await?.into_inner();
+            Ok(resp.header.map_or(0, |h| h.revision))
+        })
+    }
+}
+
+impl Drop for RealEtcd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+enum Attempt {
+    /// etcd could not bind a port we had just seen free: another process was faster.
+    PortTaken(Error),
+    Failed(Error),
+}
+
+fn spawn_once(config: &RealConfig, dir: &Path) -> Result<(Child, SocketAddr), Attempt> {
+    // etcd binds its ports itself, so the best we can do is to pick ports that were free a
+    // moment ago, and to try again with others if it loses the race.
+    let client = match config.listen {
+        Some(addr) if addr.port() != 0 => addr,
+        Some(addr) => free_port(addr).map_err(Attempt::Failed)?,
+        None => free_port(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).map_err(Attempt::Failed)?,
+    };
+    let peer = free_port(SocketAddr::from((client.ip(), 0))).map_err(Attempt::Failed)?;
+    let data = dir.join("data");
+    let _ = fs::remove_dir_all(&data);
+    let log_path = dir.join("etcd.log");
+    let log = fs::File::create(&log_path).map_err(|e| Attempt::Failed(Error::Start(e)))?;
+    let log_err = log
+        .try_clone()
+        .map_err(|e| Attempt::Failed(Error::Start(e)))?;
+    let client_url = format!("http://{client}");
+    let peer_url = format!("http://{peer}");
+    let child = Command::new(&config.binary)
+        .arg("--name=default")
+        .arg(format!("--data-dir={}", data.display()))
+        .arg(format!("--listen-client-urls={client_url}"))
+        .arg(format!("--advertise-client-urls={client_url}"))
+        .arg(format!("--listen-peer-urls={peer_url}"))
+        .arg(format!("--initial-advertise-peer-urls={peer_url}"))
+        .arg(format!("--initial-cluster=default={peer_url}"))
+        .arg(format!("--max-request-bytes={}", config.max_request_bytes))
+        .arg(format!("--max-txn-ops={}", config.max_txn_ops))
+        .arg(format!(
+            "--watch-progress-notify-interval={}ms",
+            config.progress_interval.as_millis()
+        ))
+        // A test's data need not survive a power cut; fsync would dominate every write.
+        .arg("--unsafe-no-fsync")
+        .arg("--log-level=error")
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(log_err))
+        .spawn()
+        .map_err(|source| {
+            Attempt::Failed(Error::EtcdSpawn {
+                binary: config.binary.clone(),
+                source,
+            })
+        })?;
+    let mut child = child;
+    match wait_ready(&mut child, client) {
+        Ok(()) => Ok((child, client)),
+        Err(reason) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = read_log(&log_path);
+            let taken = log.contains("address already in use");
+            let err = Error::EtcdStart { reason, log };
+            Err(if taken {
+                Attempt::PortTaken(err)
+            } else {
+                Attempt::Failed(err)
+            })
+        }
+    }
+}
+
+/// Polls until etcd answers a Range, or it exits, or the time runs out.
+fn wait_ready(child: &mut Child, addr: SocketAddr) -> Result<(), String> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("etcd exited with {status}"));
+        }
+        if Instant::now() > deadline {
+            return Err(format!("etcd did not answer within {READY_TIMEOUT:?}"));
+        }
+        // A cheap TCP probe first: a gRPC connect to a closed port is much slower to fail.
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+            let answered = call(addr, |mut kv| async move {
+                let req = RangeRequest {
+                    key: vec![0],
+                    count_only: true,
+                    ..Default::default()
+                };
+                kv.range(req).await?;
+                Ok(())
+            });
+            if answered.is_ok() {
+                return Ok(());
+            }
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs one client exchange with etcd on a thread and runtime of its own: the caller may be on
+/// a tokio runtime (where blocking on another would panic) or on none.
+fn call<T, F, Fut>(addr: SocketAddr, f: F) -> Result<T, String>
+where
+    T: Send,
+    F: FnOnce(KvClient<tonic::transport::Channel>) -> Fut + Send,
+    Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+{
+    thread::scope(|scope| {
+        let worker = scope.spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(async move {
+                let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+                    .map_err(|e| e.to_string())?
+                    .connect_timeout(Duration::from_secs(5))
+                    .timeout(Duration::from_secs(10));
+                let channel = endpoint.connect().await.map_err(|e| e.to_string())?;
+                f(KvClient::new(channel))
+                    .await
+                    .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
+            })
+        });
+        worker
+            .join()
+            .unwrap_or_else(|_| Err("the client thread panicked".into()))
+    })
+}
+
+/// A port that was free on `addr`'s address a moment ago.
+fn free_port(addr: SocketAddr) -> Result<SocketAddr, Error> {
+    let listener = TcpListener::bind(addr).map_err(|source| Error::Bind { addr, source })?;
+    listener.local_addr().map_err(Error::Start)
+}
+
+/// A new, empty directory under the system temp dir, owned by one guard.
+fn temp_dir() -> std::io::Result<PathBuf> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("test-etcd-{}-{n}", std::process::id()));
+        match fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            // Left over from an earlier process with the same id: take the next name.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The end of etcd's log, for an error message.
+fn read_log(path: &Path) -> String {
+    let mut text = String::new();
+    if let Ok(mut file) = fs::File::open(path) {
+        let _ = file.read_to_string(&mut text);
+    }
+    let start = text.len().saturating_sub(2000);
+    let start = (start..text.len())
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(text.len());
+    text[start..].to_owned()
+}
