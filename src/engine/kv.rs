@@ -60,10 +60,13 @@ impl KvState {
     /// branch changed anything, all or nothing.
     pub(crate) fn txn(&mut self, r: &TxnRequest) -> Result<TxnResponse, EtcdError> {
         let path = Path::of(&self.store, r);
-        // Checks of the ops that will run, against the state before the txn: puts first, then
-        // ranges, as etcd orders them. Branches not taken are not checked.
-        path.check(r, &mut |op| self.check_put(op))?;
-        path.check(r, &mut |op| check_range(&self.store, op))?;
+        // Checks of the ops that will run, against the state before the txn, in op order
+        // (nested txns depth first): the first failing op decides the error, as in etcd 3.7.2.
+        // Branches not taken are not checked.
+        path.check(r, &mut |op| {
+            self.check_put(op)?;
+            check_range(&self.store, op)
+        })?;
         self.lessor.begin();
         match self.execute_txn(r, &path) {
             Ok(mut resp) => {
@@ -442,6 +445,41 @@ mod tests {
             target_union: Some(operand),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn the_first_failing_op_in_op_order_decides_a_txns_error() {
+        // Found by the conformance suite: etcd 3.7.2 checks the path's ops in one pass, not
+        // every put before every range.
+        let mut state = KvState::default();
+        put(&mut state, "a", "1");
+        let future = RequestOp {
+            request: Some(Request::RequestRange(RangeRequest {
+                key: b"a".to_vec(),
+                revision: 9,
+                ..Default::default()
+            })),
+        };
+        let missing = RequestOp {
+            request: Some(Request::RequestPut(PutRequest {
+                key: b"missing".to_vec(),
+                ignore_value: true,
+                ..Default::default()
+            })),
+        };
+        let txn = |success: Vec<RequestOp>| TxnRequest {
+            success,
+            ..Default::default()
+        };
+        assert_eq!(
+            state.txn(&txn(vec![future.clone(), missing.clone()])),
+            Err(EtcdError::FutureRevision)
+        );
+        assert_eq!(
+            state.txn(&txn(vec![missing, future])),
+            Err(EtcdError::KeyNotFound)
+        );
+        assert_eq!(state.store.revision(), 2, "nothing applied");
     }
 
     #[test]

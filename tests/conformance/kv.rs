@@ -31,6 +31,16 @@ pub fn scenarios() -> Vec<Scenario> {
         scenario("kv_range_stream_limit_and_options", range_stream_options),
         scenario("kv_range_stream_errors", range_stream_errors),
         crate::Scenario {
+            name: "kv_range_stream_adaptive_chunks",
+            configure: |b| b.max_request_bytes(64 * 1024),
+            run: range_stream_adaptive,
+        },
+        crate::Scenario {
+            name: "kv_grpc_message_too_large",
+            configure: |b| b.max_request_bytes(1024),
+            run: message_too_large,
+        },
+        crate::Scenario {
             name: "kv_request_too_large",
             configure: |b| b.max_request_bytes(1024),
             run: request_too_large,
@@ -464,4 +474,29 @@ fn request_too_large(s: &mut Session) {
     s.delete(del(&big, ""));
     s.range(all());
     s.record(format!("{}", b("done").len()));
+}
+
+fn range_stream_adaptive(s: &mut Session) {
+    // Chunks grow while they stay under half the request limit and shrink when over twice it.
+    for i in 0..150 {
+        s.put(put(&format!("s{i:03}"), &"v".repeat(1024)));
+    }
+    for i in 0..30 {
+        s.put(put(&format!("t{i:03}"), &"w".repeat(20 * 1024)));
+    }
+    s.range_stream(range("s", "t"));
+    s.range_stream(range("t", "u"));
+    s.range_stream(RangeRequest {
+        keys_only: true,
+        ..range("s", "u")
+    });
+}
+
+fn message_too_large(s: &mut Session) {
+    // The gRPC receive limit is the request limit plus 512 KiB; past it gRPC itself refuses.
+    let limit = 1024 + 512 * 1024;
+    s.put(put("a", &"x".repeat(limit)));
+    s.range(get(&"k".repeat(limit + 10)));
+    s.range(get(&"k".repeat(limit - 100)));
+    s.range(all());
 }

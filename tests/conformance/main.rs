@@ -184,6 +184,10 @@ fn main() {
     let random_count = jobs.len() - scenario_count;
 
     println!("\nrunning {} conformance checks", jobs.len());
+    if wanted("backend_selection") {
+        backend_selection();
+        println!("conformance backend_selection ... ok");
+    }
     let started = Instant::now();
     let queue = Mutex::new(jobs);
     let failures = Mutex::new(Vec::new());
@@ -225,6 +229,39 @@ fn main() {
     );
     if !failures.is_empty() {
         std::process::exit(101);
+    }
+}
+
+/// `TEST_ETCD_BACKEND` switches guards whose builder did not choose. Run before any other thread
+/// exists, since it changes the process environment.
+fn backend_selection() {
+    let saved: Vec<_> = [test_etcd::BACKEND_ENV, test_etcd::ETCD_BIN_ENV]
+        .map(|name| (name, std::env::var_os(name)))
+        .into();
+    std::env::set_var(test_etcd::ETCD_BIN_ENV, etcd_binary());
+    std::env::set_var(test_etcd::BACKEND_ENV, "real");
+    let etcd = TestEtcd::builder()
+        .fixture_str(r#"{"k": "v"}"#)
+        .start()
+        .expect("a real etcd");
+    assert_eq!(etcd.backend(), Backend::Real);
+    assert_eq!(etcd.get("k").as_deref(), Some("v"));
+    drop(etcd);
+    let etcd = TestEtcd::builder().backend(Backend::Embedded).start();
+    assert_eq!(etcd.expect("embedded").backend(), Backend::Embedded, "the builder wins");
+    std::env::set_var(test_etcd::BACKEND_ENV, "embedded");
+    assert_eq!(TestEtcd::start().backend(), Backend::Embedded);
+    std::env::set_var(test_etcd::BACKEND_ENV, "etcd");
+    let err = TestEtcd::builder().start().expect_err("an unknown backend");
+    assert!(
+        matches!(&err, test_etcd::Error::UnknownBackend(v) if v == "etcd"),
+        "{err}"
+    );
+    for (name, value) in saved {
+        match value {
+            Some(v) => std::env::set_var(name, v),
+            None => std::env::remove_var(name),
+        }
     }
 }
 

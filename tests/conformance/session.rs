@@ -212,6 +212,17 @@ impl Session {
         );
     }
 
+    /// A WatchRequest with nothing in it.
+    pub fn send_nothing(&mut self, w: Stream) {
+        self.record(format!("watch {} empty request", w.0));
+        let tx = self.watches[w.0].0.clone();
+        self.runtime
+            .block_on(tx.send(WatchRequest {
+                request_union: None,
+            }))
+            .expect("send on watch stream");
+    }
+
     pub fn progress(&mut self, w: Stream) {
         self.record(format!("watch {} progress request", w.0));
         self.send(

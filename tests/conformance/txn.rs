@@ -28,6 +28,7 @@ pub fn scenarios() -> Vec<Scenario> {
         scenario("txn_range_revision_checks", range_revisions),
         scenario("txn_errors", errors),
         scenario("txn_no_change_no_revision", no_change),
+        scenario("txn_apply_check_order", check_order),
     ]
 }
 
@@ -293,5 +294,30 @@ fn no_change(s: &mut Session) {
     s.txn(txn(vec![], vec![op_del("nothing", "")], vec![]));
     s.txn(txn(vec![], vec![op_range(all()), op_del("nothing", "")], vec![]));
     s.txn(txn(vec![], vec![op_del("a", ""), op_range(all())], vec![]));
+    s.range(all());
+}
+
+/// Which apply-time error wins when several ops of the path would fail.
+fn check_order(s: &mut Session) {
+    seed(s);
+    let future = || op_range(RangeRequest { revision: 9, ..get("a") });
+    let compacted = || op_range(RangeRequest { revision: 1, ..get("a") });
+    let put_with = |p: PutRequest| RequestOp {
+        request: Some(crate::pb::etcdserverpb::request_op::Request::RequestPut(p)),
+    };
+    let missing_value = || put_with(PutRequest { ignore_value: true, ..put("missing", "") });
+    let missing_lease = || put_with(PutRequest { lease: 77, ..put("c", "v") });
+    s.txn(txn(vec![], vec![missing_value(), future()], vec![]));
+    s.txn(txn(vec![], vec![future(), missing_value()], vec![]));
+    s.txn(txn(vec![], vec![missing_lease(), future()], vec![]));
+    s.txn(txn(vec![], vec![future(), missing_lease()], vec![]));
+    s.txn(txn(vec![], vec![missing_lease(), missing_value()], vec![]));
+    s.txn(txn(vec![], vec![missing_value(), missing_lease()], vec![]));
+    // Nested: the outer range against a nested put.
+    s.txn(txn(vec![], vec![op_txn(txn(vec![], vec![missing_value()], vec![])), future()], vec![]));
+    s.txn(txn(vec![], vec![future(), op_txn(txn(vec![], vec![missing_value()], vec![]))], vec![]));
+    s.compact(2);
+    s.txn(txn(vec![], vec![missing_value(), compacted()], vec![]));
+    s.txn(txn(vec![], vec![compacted(), missing_lease()], vec![]));
     s.range(all());
 }

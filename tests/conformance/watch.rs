@@ -28,6 +28,11 @@ pub fn scenarios() -> Vec<Scenario> {
             run: progress_notify,
         },
         scenario("watch_empty_key", empty_key),
+        crate::Scenario {
+            name: "watch_fragment",
+            configure: |b| b.max_request_bytes(64 * 1024),
+            run: fragment,
+        },
     ]
 }
 
@@ -299,6 +304,8 @@ fn progress_request(s: &mut Session) {
 
 fn progress_no_watchers(s: &mut Session) {
     let w = s.watch();
+    s.send_nothing(w);
+    s.quiet(w);
     s.progress(w);
     s.quiet(w);
     s.create(w, watch_key("a"));
@@ -334,4 +341,25 @@ fn empty_key(s: &mut Session) {
     s.recv_until_both(w);
     s.put(put("a", "1"));
     s.recv(w);
+}
+
+fn fragment(s: &mut Session) {
+    // Twelve 60 KiB values: a catch-up of them all is over the 576 KiB response limit.
+    for i in 0..12 {
+        s.put(put(&format!("f{i:02}"), &"z".repeat(60 * 1024)));
+    }
+    s.put(put("f99", "small"));
+    for fragment in [true, false] {
+        let w = s.watch();
+        s.create(
+            w,
+            WatchCreateRequest {
+                start_revision: 2,
+                fragment,
+                ..watch_range("f", "g")
+            },
+        );
+        s.recv(w);
+        s.recv_until(w, 14);
+    }
 }

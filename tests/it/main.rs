@@ -4,6 +4,7 @@ mod cli;
 mod guard;
 mod kv;
 mod raw;
+mod real;
 mod txn;
 mod watch;
 mod watch_stress;
