@@ -39,6 +39,12 @@ pub(crate) struct RealEtcd {
 impl RealEtcd {
     /// Spawns etcd and waits until it answers a linearizable read (so it has a leader).
     pub(crate) fn start(config: &RealConfig) -> Result<RealEtcd, Error> {
+        // The watchdog shell would start even without etcd: look before spawning, so that a
+        // wrong path is reported as such.
+        fs::metadata(&config.binary).map_err(|source| Error::EtcdSpawn {
+            binary: config.binary.clone(),
+            source,
+        })?;
         let dir = temp_dir().map_err(Error::Start)?;
         let mut last_error = None;
         for _ in 0..PORT_ATTEMPTS {
@@ -70,9 +76,8 @@ impl RealEtcd {
 
     /// Kills and reaps the process, then removes its directory.
     pub(crate) fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(child) = self.child.take() {
+            end(child);
             let _ = fs::remove_dir_all(&self.dir);
         }
     }
@@ -153,7 +158,7 @@ fn spawn_once(config: &RealConfig, dir: &Path) -> Result<(Child, SocketAddr), At
         .map_err(|e| Attempt::Failed(Error::Start(e)))?;
     let client_url = format!("http://{client}");
     let peer_url = format!("http://{peer}");
-    let child = Command::new(&config.binary)
+    let child = etcd_command(&config.binary)
         .arg("--name=default")
         .arg(format!("--data-dir={}", data.display()))
         .arg(format!("--listen-client-urls={client_url}"))
@@ -171,7 +176,6 @@ fn spawn_once(config: &RealConfig, dir: &Path) -> Result<(Child, SocketAddr), At
         .arg("--unsafe-no-fsync")
         .arg("--log-level=error")
         .current_dir(dir)
-        .stdin(Stdio::null())
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(log_err))
         .spawn()
@@ -185,8 +189,7 @@ fn spawn_once(config: &RealConfig, dir: &Path) -> Result<(Child, SocketAddr), At
     match wait_ready(&mut child, client) {
         Ok(()) => Ok((child, client)),
         Err(reason) => {
-            let _ = child.kill();
-            let _ = child.wait();
+            end(child);
             let log = read_log(&log_path);
             let taken = log.contains("address already in use");
             let err = Error::EtcdStart { reason, log };
@@ -197,6 +200,53 @@ fn spawn_once(config: &RealConfig, dir: &Path) -> Result<(Child, SocketAddr), At
             })
         }
     }
+}
+
+/// How etcd is started. On Unix a shell stands between us and etcd, holding the read end of a
+/// pipe whose write end only this process has: if this process dies without dropping its
+/// guards (a signal, `process::exit`), the pipe closes and the shell kills etcd, so no etcd
+/// outlives the test run. Dropping the guard closes the pipe the same way.
+#[cfg(unix)]
+fn etcd_command(binary: &Path) -> Command {
+    const WATCHDOG: &str = r#"exec 3<&0
+"$0" "$@" </dev/null &
+pid=$!
+{ read -r _ <&3; kill -9 "$pid" 2>/dev/null; } &
+wait "$pid""#;
+    let mut command = Command::new("/bin/sh");
+    command
+        .arg("-c")
+        .arg(WATCHDOG)
+        .arg(binary)
+        .stdin(Stdio::piped());
+    command
+}
+
+#[cfg(not(unix))]
+fn etcd_command(binary: &Path) -> Command {
+    let mut command = Command::new(binary);
+    command.stdin(Stdio::null());
+    command
+}
+
+/// Stops etcd and reaps it: closing the watchdog's pipe makes it kill etcd and exit once etcd
+/// is gone; a direct kill is the fallback.
+fn end(mut child: Child) {
+    let Some(pipe) = child.stdin.take() else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return;
+    };
+    drop(pipe);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        match child.try_wait() {
+            Ok(Some(_)) | Err(_) => return,
+            Ok(None) => thread::sleep(Duration::from_millis(2)),
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// Polls until etcd answers a Range, or it exits, or the time runs out.

@@ -73,6 +73,7 @@ fn start(backend: Backend, configure: fn(TestEtcdBuilder) -> TestEtcdBuilder) ->
 
 /// Runs `run` on both backends and returns the first difference, if any.
 pub fn compare(
+    name: &str,
     configure: fn(TestEtcdBuilder) -> TestEtcdBuilder,
     run: &dyn Fn(&mut Session),
 ) -> Result<(), String> {
@@ -97,17 +98,55 @@ pub fn compare(
         .zip(etcd)
         .position(|(a, b)| a != b)
         .unwrap_or(ours.len().min(etcd.len()));
-    let mut report = format!("transcripts differ at step {at}:\n");
-    for (i, line) in ours.iter().enumerate().take(at) {
-        report.push_str(&format!("  both  [{i}] {line}\n"));
+    let mut report = format!("transcripts differ at step {at}");
+    if let Some(dir) = save(name, ours, etcd) {
+        report.push_str(&format!(" (full transcripts in {dir})"));
     }
-    for line in ours.iter().skip(at).take(3) {
-        report.push_str(&format!("  ours  [..] {line}\n"));
+    report.push_str(":\n");
+    for (i, line) in ours.iter().enumerate().take(at).skip(at.saturating_sub(3)) {
+        report.push_str(&format!("  both [{i}] {}\n", clip(line, 0, 160)));
     }
-    for line in etcd.iter().skip(at).take(3) {
-        report.push_str(&format!("  etcd  [..] {line}\n"));
-    }
+    let (a, b) = (
+        ours.get(at).map_or("(nothing)", String::as_str),
+        etcd.get(at).map_or("(nothing)", String::as_str),
+    );
+    // Lines can be long (a txn and its answer): show the start, then where they part.
+    let split = a
+        .char_indices()
+        .zip(b.chars())
+        .find(|((_, x), y)| x != y)
+        .map_or(a.len().min(b.len()), |((i, _), _)| i);
+    report.push_str(&format!("  ours [{at}] {}\n", clip(a, split, 240)));
+    report.push_str(&format!("  etcd [{at}] {}\n", clip(b, split, 240)));
     Err(report)
+}
+
+/// The first 80 characters of `line`, then `width` characters around byte `at` where it parts
+/// from its counterpart.
+fn clip(line: &str, at: usize, width: usize) -> String {
+    let chars: Vec<char> = line.chars().collect();
+    let at = line[..at.min(line.len())].chars().count();
+    if chars.len() <= 80 + width {
+        return line.to_owned();
+    }
+    let head: String = chars[..80].iter().collect();
+    let from = at.saturating_sub(width / 3).max(80);
+    let window: String = chars[from..(from + width).min(chars.len())].iter().collect();
+    if from == 80 {
+        format!("{head}{window}…")
+    } else {
+        format!("{head} … {window}…")
+    }
+}
+
+/// Writes both transcripts where a failing run can be read in full.
+fn save(name: &str, ours: &[String], etcd: &[String]) -> Option<String> {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("conformance");
+    std::fs::create_dir_all(&dir).ok()?;
+    let file = name.replace(' ', "-");
+    std::fs::write(dir.join(format!("{file}.ours.txt")), ours.join("\n")).ok()?;
+    std::fs::write(dir.join(format!("{file}.etcd.txt")), etcd.join("\n")).ok()?;
+    Some(dir.join(format!("{file}.{{ours,etcd}}.txt")).display().to_string())
 }
 
 fn all_scenarios() -> Vec<Scenario> {
@@ -144,7 +183,7 @@ impl Job {
 
     fn run(&self) -> Result<(), String> {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match self {
-            Job::Scenario(s) => compare(s.configure, &s.run),
+            Job::Scenario(s) => compare(s.name, s.configure, &s.run),
             Job::Random(seed) => random::compare_seed(*seed).map_err(|e| {
                 format!(
                     "{e}replay with: CONFORMANCE_SEED={seed} CONFORMANCE_SEEDS=1 \

@@ -69,9 +69,11 @@ fn put(rng: &mut Rng) -> PutRequest {
         } else {
             format!("v{}", rng.below(5)).into_bytes()
         },
+        // No lease exists on either backend: a lease is "not found" (and ignore_lease keeps 0).
+        lease: if rng.chance(3) { 7 } else { 0 },
         prev_kv: rng.chance(40),
         ignore_value: rng.chance(5),
-        ..Default::default()
+        ignore_lease: rng.chance(5),
     }
 }
 
@@ -142,6 +144,38 @@ fn txn(rng: &mut Rng, step: usize, depth: usize) -> TxnRequest {
     }
 }
 
+/// etcd 3.7.2 crashes on a txn that deletes up to "\0" (which its duplicate check misses) and
+/// then puts with ignore_value or ignore_lease a key that delete removed (our engine refuses
+/// that txn; README lists the difference). Such a txn keeps its puts but loses their ignore
+/// flags.
+fn avoid_etcd_crash(t: &mut TxnRequest) {
+    fn ops(t: &mut TxnRequest) -> impl Iterator<Item = &mut RequestOp> {
+        t.success.iter_mut().chain(t.failure.iter_mut())
+    }
+    fn open_delete(t: &mut TxnRequest) -> bool {
+        ops(t).any(|op| match &mut op.request {
+            Some(Request::RequestDeleteRange(d)) => d.range_end == [0],
+            Some(Request::RequestTxn(nested)) => open_delete(nested),
+            _ => false,
+        })
+    }
+    fn clear_ignores(t: &mut TxnRequest) {
+        for op in ops(t) {
+            match &mut op.request {
+                Some(Request::RequestPut(p)) => {
+                    p.ignore_value = false;
+                    p.ignore_lease = false;
+                }
+                Some(Request::RequestTxn(nested)) => clear_ignores(nested),
+                _ => {}
+            }
+        }
+    }
+    if open_delete(t) {
+        clear_ignores(t);
+    }
+}
+
 /// One sequence: a watcher on every key from the start, the operations, a late watcher
 /// replaying history, then every event the watchers got.
 fn sequence(seed: u64, s: &mut Session) {
@@ -157,6 +191,23 @@ fn sequence(seed: u64, s: &mut Session) {
         },
     );
     s.recv(live);
+    // A second watcher, on a stream of its own: a random range, filter and prev_kv.
+    let picky = s.watch();
+    let mut filters = Vec::new();
+    if rng.chance(30) {
+        filters.push(rng.below(2) as i32);
+    }
+    s.create(
+        picky,
+        WatchCreateRequest {
+            key: key(&mut rng),
+            range_end: range_end(&mut rng),
+            filters,
+            prev_kv: rng.chance(50),
+            ..Default::default()
+        },
+    );
+    let picky_created = s.recv(picky).is_some_and(|r| !r.canceled);
     for step in 0..OPS {
         match rng.below(100) {
             0..=29 => {
@@ -169,7 +220,9 @@ fn sequence(seed: u64, s: &mut Session) {
                 s.range(range(&mut rng, step));
             }
             65..=94 => {
-                s.txn(txn(&mut rng, step, 0));
+                let mut t = txn(&mut rng, step, 0);
+                avoid_etcd_crash(&mut t);
+                s.txn(t);
             }
             _ => s.compact(revision(&mut rng, step)),
         }
@@ -211,6 +264,11 @@ fn sequence(seed: u64, s: &mut Session) {
         .map_or(0, |h| h.revision);
     s.record("live watcher's events:");
     s.events_until(live, end);
+    if picky_created {
+        // It may not see the end marker: then its events end with a wait for nothing more.
+        s.record("picky watcher's events:");
+        s.events_until_quiet(picky, end);
+    }
     // A watcher of the future (start after the end) has nothing to show.
     if created && start <= end {
         s.record("late watcher's events:");
@@ -219,5 +277,7 @@ fn sequence(seed: u64, s: &mut Session) {
 }
 
 pub fn compare_seed(seed: u64) -> Result<(), String> {
-    compare(defaults, &|s: &mut Session| sequence(seed, s))
+    compare(&format!("random-{seed}"), defaults, &|s: &mut Session| {
+        sequence(seed, s)
+    })
 }

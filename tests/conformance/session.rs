@@ -323,8 +323,17 @@ impl Session {
     /// Records the events `w` receives (one line each, however they are batched into
     /// responses) until one at `revision` or a cancel arrives.
     pub fn events_until(&mut self, w: Stream, revision: i64) {
+        self.events_until_within(w, revision, WAIT);
+    }
+
+    /// As `events_until`, for a watcher that may never see `revision`: a short wait ends it.
+    pub fn events_until_quiet(&mut self, w: Stream, revision: i64) {
+        self.events_until_within(w, revision, Duration::from_millis(300));
+    }
+
+    fn events_until_within(&mut self, w: Stream, revision: i64, wait: Duration) {
         loop {
-            match self.next_within(w, WAIT) {
+            match self.next_within(w, wait) {
                 Ok(Some(r)) => {
                     if r.canceled || r.compact_revision != 0 {
                         self.record(format!(

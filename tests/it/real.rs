@@ -21,10 +21,13 @@ fn real() -> TestEtcdBuilder {
         .etcd_binary(etcd_bin())
 }
 
-/// The pid and the data dir of the etcd process serving `port`, found in /proc.
-fn etcd_process(port: u16) -> Option<(u32, PathBuf)> {
+/// The processes started for the etcd serving `port` (etcd, and the watchdog shell that
+/// starts it) and etcd's data dir, found in /proc.
+fn etcd_processes(port: u16) -> (Vec<u32>, Option<PathBuf>) {
     let wanted = format!("--listen-client-urls=http://127.0.0.1:{port}");
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+    let mut pids = Vec::new();
+    let mut data = None;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
@@ -36,14 +39,20 @@ fn etcd_process(port: u16) -> Option<(u32, PathBuf)> {
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
         if args.iter().any(|a| a == &wanted) {
-            let data = args
-                .iter()
-                .find_map(|a| a.strip_prefix("--data-dir="))
-                .map(PathBuf::from)?;
-            return Some((pid, data));
+            pids.push(pid);
+            data = data.or_else(|| {
+                args.iter()
+                    .find_map(|a| a.strip_prefix("--data-dir="))
+                    .map(PathBuf::from)
+            });
         }
     }
-    None
+    (pids, data)
+}
+
+fn gone(pids: &[u32]) -> bool {
+    pids.iter()
+        .all(|pid| !Path::new(&format!("/proc/{pid}")).exists())
 }
 
 #[test]
@@ -75,12 +84,13 @@ async fn works_from_a_tokio_test_with_a_real_client() {
 fn drop_kills_and_reaps_etcd_and_removes_its_directory() {
     let etcd = real().start().unwrap();
     let addr = etcd.addr();
-    let (pid, data) = etcd_process(addr.port()).expect("a running etcd");
-    let dir = data.parent().expect("the guard's directory").to_path_buf();
+    let (pids, data) = etcd_processes(addr.port());
+    assert!(!pids.is_empty(), "a running etcd");
+    let dir = data.expect("a data dir").parent().expect("the guard's directory").to_path_buf();
     assert!(dir.exists());
     drop(etcd);
-    // Reaped, not a zombie: the process is gone from /proc.
-    assert!(!Path::new(&format!("/proc/{pid}")).exists());
+    // Reaped, not zombies: the processes are gone from /proc.
+    assert!(gone(&pids));
     assert!(!dir.exists(), "{} was left behind", dir.display());
     assert!(TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err());
 }
@@ -88,16 +98,17 @@ fn drop_kills_and_reaps_etcd_and_removes_its_directory() {
 #[test]
 fn shutdown_stops_etcd_too() {
     let etcd = real().start().unwrap();
-    let (pid, _) = etcd_process(etcd.addr().port()).expect("a running etcd");
+    let (pids, _) = etcd_processes(etcd.addr().port());
+    assert!(!pids.is_empty(), "a running etcd");
     etcd.shutdown();
-    assert!(!Path::new(&format!("/proc/{pid}")).exists());
+    assert!(gone(&pids));
 }
 
 #[test]
 fn limits_are_passed_to_etcd() {
     let etcd = real().max_request_bytes(1024).max_txn_ops(2).start().unwrap();
-    let (pid, _) = etcd_process(etcd.addr().port()).expect("a running etcd");
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let (pids, _) = etcd_processes(etcd.addr().port());
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", pids[0])).unwrap();
     let cmdline = String::from_utf8_lossy(&cmdline);
     assert!(cmdline.contains("--max-request-bytes=1024"));
     assert!(cmdline.contains("--max-txn-ops=2"));
@@ -141,4 +152,45 @@ fn a_missing_binary_is_a_clear_error() {
 fn a_bad_fixture_fails_before_etcd_is_spawned() {
     let err = real().fixture_str(r#"{"k": 5}"#).start().unwrap_err();
     assert!(matches!(err, Error::Fixture(_)), "{err}");
+}
+
+#[test]
+fn etcd_dies_with_the_process_that_started_it() {
+    // A process killed by a signal runs no Drop: the watchdog must end etcd anyway. The test
+    // binary re-runs itself as that process, which starts etcd, prints its port and hangs.
+    if std::env::var_os("TEST_ETCD_ORPHAN_CHILD").is_some() {
+        let etcd = real().start().unwrap();
+        println!("port {}", etcd.addr().port());
+        std::thread::sleep(Duration::from_secs(60));
+        return;
+    }
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "real::etcd_dies_with_the_process_that_started_it", "--nocapture"])
+        .env("TEST_ETCD_ORPHAN_CHILD", "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let port = loop {
+        let mut line = String::new();
+        assert!(std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0, "no port");
+        if let Some(port) = line.trim().strip_prefix("port ") {
+            break port.parse::<u16>().unwrap();
+        }
+    };
+    let (pids, data) = etcd_processes(port);
+    assert!(!pids.is_empty());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let ended = (0..500).any(|_| {
+        gone(&pids) || {
+            std::thread::sleep(Duration::from_millis(10));
+            false
+        }
+    });
+    assert!(ended, "etcd outlived the process that started it");
+    // Its directory stays (nobody was left to remove it); clean up after the test.
+    if let Some(dir) = data.and_then(|d| d.parent().map(Path::to_path_buf)) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
