@@ -32,6 +32,13 @@ pub enum Error {
         /// The builder option, as its method is named.
         option: &'static str,
     },
+    /// The builder asked for something only a real etcd does (a cluster of several members),
+    /// but the backend is the embedded engine.
+    #[error("`{option}` needs the real backend: the embedded engine cannot do it yet")]
+    NeedsReal {
+        /// The builder option, as its method is named.
+        option: &'static str,
+    },
     /// `TEST_ETCD_BACKEND` holds something other than `embedded` or `real`.
     #[error("TEST_ETCD_BACKEND={0:?}: expected `embedded` or `real`")]
     UnknownBackend(String),

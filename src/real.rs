@@ -26,18 +26,36 @@ pub(crate) struct RealConfig {
     pub(crate) max_request_bytes: usize,
     pub(crate) max_txn_ops: usize,
     pub(crate) progress_interval: Duration,
+    /// How many members: 1 for a single node.
+    pub(crate) members: usize,
 }
 
-/// A running etcd process. Dropping it kills and reaps the process and removes its directory.
+/// Running etcd processes: one, or the members of a local cluster. Dropping it kills and reaps
+/// every process and removes their directories.
 #[derive(Debug)]
 pub(crate) struct RealEtcd {
-    child: Option<Child>,
+    members: Vec<Member>,
+}
+
+/// One etcd process, in a directory of its own.
+#[derive(Debug)]
+struct Member {
+    child: Child,
     dir: PathBuf,
     addr: SocketAddr,
+    log: PathBuf,
+}
+
+impl Member {
+    fn end(self) {
+        end(self.child);
+        remove_dir(&self.dir);
+    }
 }
 
 impl RealEtcd {
-    /// Spawns etcd and waits until it answers a linearizable read (so it has a leader).
+    /// Spawns etcd (`config.members` of them) and waits until each answers a linearizable read
+    /// (so the cluster has a leader).
     pub(crate) fn start(config: &RealConfig) -> Result<RealEtcd, Error> {
         // The watchdog shell would start even without etcd: look before spawning, so that a
         // wrong path is reported as such.
@@ -45,40 +63,36 @@ impl RealEtcd {
             binary: config.binary.clone(),
             source,
         })?;
-        let dir = temp_dir().map_err(Error::Start)?;
         let mut last_error = None;
         for _ in 0..PORT_ATTEMPTS {
-            match spawn_once(config, &dir) {
-                Ok((child, addr)) => {
-                    return Ok(RealEtcd {
-                        child: Some(child),
-                        dir,
-                        addr,
-                    })
-                }
+            match spawn_cluster(config) {
+                Ok(members) => return Ok(RealEtcd { members }),
                 Err(Attempt::PortTaken(err)) if config.listen.is_none() => last_error = Some(err),
-                Err(Attempt::PortTaken(err) | Attempt::Failed(err)) => {
-                    let _ = fs::remove_dir_all(&dir);
-                    return Err(err);
-                }
+                Err(Attempt::PortTaken(err) | Attempt::Failed(err)) => return Err(err),
             }
         }
-        let _ = fs::remove_dir_all(&dir);
         Err(last_error.unwrap_or_else(|| Error::EtcdStart {
             reason: "no free ports".into(),
             log: String::new(),
         }))
     }
 
+    /// The client address of the first member.
     pub(crate) fn addr(&self) -> SocketAddr {
-        self.addr
+        self.members
+            .first()
+            .map_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), |m| m.addr)
     }
 
-    /// Kills and reaps the process, then removes its directory.
+    /// The client address of every member, in member order.
+    pub(crate) fn addrs(&self) -> Vec<SocketAddr> {
+        self.members.iter().map(|m| m.addr).collect()
+    }
+
+    /// Kills and reaps every process, then removes their directories.
     pub(crate) fn stop(&mut self) {
-        if let Some(child) = self.child.take() {
-            end(child);
-            let _ = fs::remove_dir_all(&self.dir);
+        for member in self.members.drain(..) {
+            member.end();
         }
     }
 
@@ -87,7 +101,7 @@ impl RealEtcd {
         if puts.is_empty() {
             return Ok(());
         }
-        call(self.addr, |mut kv| async move {
+        call(self.addr(), |mut kv| async move {
             for (key, value) in puts {
                 let req = PutRequest {
                     key,
@@ -104,7 +118,7 @@ impl RealEtcd {
     /// The current value of `key`, read with a Range.
     pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, String> {
         let key = key.to_vec();
-        call(self.addr, |mut kv| async move {
+        call(self.addr(), |mut kv| async move {
             let req = RangeRequest {
                 key,
                 ..Default::default()
@@ -116,7 +130,7 @@ impl RealEtcd {
 
     /// The current revision, from the header of a Range.
     pub(crate) fn revision(&self) -> Result<i64, String> {
-        call(self.addr, |mut kv| async move {
+        call(self.addr(), |mut kv| async move {
             let req = RangeRequest {
                 key: vec![0],
                 count_only: true,
@@ -140,32 +154,94 @@ enum Attempt {
     Failed(Error),
 }
 
-fn spawn_once(config: &RealConfig, dir: &Path) -> Result<(Child, SocketAddr), Attempt> {
+/// Starts every member and waits for all of them; on any failure ends those started.
+fn spawn_cluster(config: &RealConfig) -> Result<Vec<Member>, Attempt> {
     // etcd binds its ports itself, so the best we can do is to pick ports that were free a
     // moment ago, and to try again with others if it loses the race.
-    let client = match config.listen {
-        Some(addr) if addr.port() != 0 => addr,
-        Some(addr) => free_port(addr).map_err(Attempt::Failed)?,
-        None => free_port(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).map_err(Attempt::Failed)?,
-    };
-    let peer = free_port(SocketAddr::from((client.ip(), 0))).map_err(Attempt::Failed)?;
+    let count = config.members.max(1);
+    let mut ports = Vec::with_capacity(count);
+    for i in 0..count {
+        let client = match config.listen {
+            Some(addr) if i == 0 && addr.port() != 0 => addr,
+            Some(addr) if i == 0 => free_port(addr).map_err(Attempt::Failed)?,
+            _ => free_port(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).map_err(Attempt::Failed)?,
+        };
+        let peer = free_port(SocketAddr::from((client.ip(), 0))).map_err(Attempt::Failed)?;
+        // A single node keeps etcd's default name, and so the IDs a default node has.
+        let name = if count == 1 {
+            "default".to_owned()
+        } else {
+            format!("m{i}")
+        };
+        ports.push((name, client, peer));
+    }
+    let cluster = ports
+        .iter()
+        .map(|(name, _, peer)| format!("{name}=http://{peer}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut members = Vec::with_capacity(count);
+    for (name, client, peer) in &ports {
+        match spawn_member(config, name, *client, *peer, &cluster) {
+            Ok(member) => members.push(member),
+            Err(err) => {
+                members.into_iter().for_each(Member::end);
+                return Err(Attempt::Failed(err));
+            }
+        }
+    }
+    let mut failure = None;
+    for member in &mut members {
+        if let Err(reason) = wait_ready(&mut member.child, member.addr) {
+            // Read before ending: the watchdog removes the directory with the log.
+            let log = read_log(&member.log);
+            let taken = log.contains("address already in use");
+            let err = Error::EtcdStart { reason, log };
+            failure = Some(if taken {
+                Attempt::PortTaken(err)
+            } else {
+                Attempt::Failed(err)
+            });
+            break;
+        }
+    }
+    match failure {
+        None => Ok(members),
+        Some(failure) => {
+            members.into_iter().for_each(Member::end);
+            Err(failure)
+        }
+    }
+}
+
+fn spawn_member(
+    config: &RealConfig,
+    name: &str,
+    client: SocketAddr,
+    peer: SocketAddr,
+    cluster: &str,
+) -> Result<Member, Error> {
+    let dir = temp_dir().map_err(Error::Start)?;
     let data = dir.join("data");
-    let _ = fs::remove_dir_all(&data);
     let log_path = dir.join("etcd.log");
-    let log = fs::File::create(&log_path).map_err(|e| Attempt::Failed(Error::Start(e)))?;
-    let log_err = log
-        .try_clone()
-        .map_err(|e| Attempt::Failed(Error::Start(e)))?;
+    let files = fs::File::create(&log_path).and_then(|log| Ok((log.try_clone()?, log)));
+    let (log, log_err) = match files {
+        Ok(files) => files,
+        Err(e) => {
+            remove_dir(&dir);
+            return Err(Error::Start(e));
+        }
+    };
     let client_url = format!("http://{client}");
     let peer_url = format!("http://{peer}");
-    let child = etcd_command(&config.binary)
-        .arg("--name=default")
+    let spawned = etcd_command(&config.binary, &dir)
+        .arg(format!("--name={name}"))
         .arg(format!("--data-dir={}", data.display()))
         .arg(format!("--listen-client-urls={client_url}"))
         .arg(format!("--advertise-client-urls={client_url}"))
         .arg(format!("--listen-peer-urls={peer_url}"))
         .arg(format!("--initial-advertise-peer-urls={peer_url}"))
-        .arg(format!("--initial-cluster=default={peer_url}"))
+        .arg(format!("--initial-cluster={cluster}"))
         .arg(format!("--max-request-bytes={}", config.max_request_bytes))
         .arg(format!("--max-txn-ops={}", config.max_txn_ops))
         .arg(format!(
@@ -175,28 +251,22 @@ fn spawn_once(config: &RealConfig, dir: &Path) -> Result<(Child, SocketAddr), At
         // A test's data need not survive a power cut; fsync would dominate every write.
         .arg("--unsafe-no-fsync")
         .arg("--log-level=error")
-        .current_dir(dir)
+        .current_dir(&dir)
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(log_err))
-        .spawn()
-        .map_err(|source| {
-            Attempt::Failed(Error::EtcdSpawn {
+        .spawn();
+    match spawned {
+        Ok(child) => Ok(Member {
+            child,
+            dir,
+            addr: client,
+            log: log_path,
+        }),
+        Err(source) => {
+            remove_dir(&dir);
+            Err(Error::EtcdSpawn {
                 binary: config.binary.clone(),
                 source,
-            })
-        })?;
-    let mut child = child;
-    match wait_ready(&mut child, client) {
-        Ok(()) => Ok((child, client)),
-        Err(reason) => {
-            end(child);
-            let log = read_log(&log_path);
-            let taken = log.contains("address already in use");
-            let err = Error::EtcdStart { reason, log };
-            Err(if taken {
-                Attempt::PortTaken(err)
-            } else {
-                Attempt::Failed(err)
             })
         }
     }
@@ -204,26 +274,28 @@ fn spawn_once(config: &RealConfig, dir: &Path) -> Result<(Child, SocketAddr), At
 
 /// How etcd is started. On Unix a shell stands between us and etcd, holding the read end of a
 /// pipe whose write end only this process has: if this process dies without dropping its
-/// guards (a signal, `process::exit`), the pipe closes and the shell kills etcd, so no etcd
-/// outlives the test run. Dropping the guard closes the pipe the same way.
+/// guards (a signal, `process::exit`), the pipe closes and the shell kills etcd and removes its
+/// directory, so nothing outlives the test run. Dropping the guard closes the pipe the same way.
 #[cfg(unix)]
-fn etcd_command(binary: &Path) -> Command {
+fn etcd_command(binary: &Path, dir: &Path) -> Command {
     const WATCHDOG: &str = r#"exec 3<&0
-"$0" "$@" </dev/null &
+dir=$0
+"$@" </dev/null &
 pid=$!
-{ read -r _ <&3; kill -9 "$pid" 2>/dev/null; } &
+{ read -r _ <&3; kill -9 "$pid" 2>/dev/null; rm -rf "$dir"; } &
 wait "$pid""#;
     let mut command = Command::new("/bin/sh");
     command
         .arg("-c")
         .arg(WATCHDOG)
+        .arg(dir)
         .arg(binary)
         .stdin(Stdio::piped());
     command
 }
 
 #[cfg(not(unix))]
-fn etcd_command(binary: &Path) -> Command {
+fn etcd_command(binary: &Path, _dir: &Path) -> Command {
     let mut command = Command::new(binary);
     command.stdin(Stdio::null());
     command
@@ -313,6 +385,17 @@ where
 fn free_port(addr: SocketAddr) -> Result<SocketAddr, Error> {
     let listener = TcpListener::bind(addr).map_err(|source| Error::Bind { addr, source })?;
     listener.local_addr().map_err(Error::Start)
+}
+
+/// Removes `dir`, which the watchdog may be removing at the same time.
+fn remove_dir(dir: &Path) {
+    for _ in 0..100 {
+        let _ = fs::remove_dir_all(dir);
+        if !dir.exists() {
+            return;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// A new, empty directory under the system temp dir, owned by one guard.

@@ -140,17 +140,25 @@ impl TestEtcd {
         format!("http://{}", self.addr())
     }
 
-    /// The client URLs, in the form `etcd_client::Client::connect` takes.
+    /// The client URLs, in the form `etcd_client::Client::connect` takes: one per member of
+    /// a real cluster.
     ///
     /// ```
     /// let etcd = test_etcd::TestEtcd::start();
     /// assert_eq!(etcd.endpoints(), vec![etcd.endpoint()]);
     /// ```
     pub fn endpoints(&self) -> Vec<String> {
-        vec![self.endpoint()]
+        match &self.inner {
+            Inner::Embedded { .. } => vec![self.endpoint()],
+            Inner::Real(real) => real
+                .addrs()
+                .into_iter()
+                .map(|addr| format!("http://{addr}"))
+                .collect(),
+        }
     }
 
-    /// The socket address the server listens on.
+    /// The socket address the server listens on (of a real cluster: the first member's).
     ///
     /// ```
     /// let etcd = test_etcd::TestEtcd::start();
@@ -262,6 +270,7 @@ pub struct TestEtcdBuilder {
     progress_interval: Duration,
     backend: Option<Backend>,
     etcd_binary: Option<PathBuf>,
+    members: usize,
 }
 
 impl Default for TestEtcdBuilder {
@@ -273,6 +282,7 @@ impl Default for TestEtcdBuilder {
             progress_interval: DEFAULT_PROGRESS_INTERVAL,
             backend: None,
             etcd_binary: None,
+            members: 1,
         }
     }
 }
@@ -406,6 +416,23 @@ impl TestEtcdBuilder {
         self
     }
 
+    /// How many members the real backend starts: a local cluster of `n` etcd processes (1, a
+    /// single node, by default). [`endpoints`](TestEtcd::endpoints) lists one URL per member.
+    /// The embedded engine serves one member only: more is [`Error::NeedsReal`].
+    ///
+    /// ```no_run
+    /// let etcd = test_etcd::TestEtcd::builder()
+    ///     .backend(test_etcd::Backend::Real)
+    ///     .members(3)
+    ///     .start()?;
+    /// assert_eq!(etcd.endpoints().len(), 3);
+    /// # Ok::<(), test_etcd::Error>(())
+    /// ```
+    pub fn members(mut self, n: usize) -> Self {
+        self.members = n.max(1);
+        self
+    }
+
     /// Loads the fixtures, binds the port and starts serving. Returns once the server accepts
     /// connections (a real etcd: once it answers a read).
     ///
@@ -426,6 +453,9 @@ impl TestEtcdBuilder {
     }
 
     fn start_embedded(self) -> Result<TestEtcd, Error> {
+        if self.members > 1 {
+            return Err(Error::NeedsReal { option: "members" });
+        }
         let engine = Engine::new(self.limits);
         for source in &self.fixtures {
             let fixture = fixture::load(source)?;
@@ -467,6 +497,7 @@ impl TestEtcdBuilder {
             max_request_bytes: self.limits.max_request_bytes,
             max_txn_ops: self.limits.max_txn_ops,
             progress_interval: self.progress_interval,
+            members: self.members,
         };
         let real = RealEtcd::start(&config)?;
         real.seed(puts)?;

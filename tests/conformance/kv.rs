@@ -27,6 +27,7 @@ pub fn scenarios() -> Vec<Scenario> {
         scenario("kv_compact", compact),
         scenario("kv_compact_errors", compact_errors),
         scenario("kv_binary_keys", binary_keys),
+        scenario("kv_compact_not_physical", compact_not_physical),
         scenario("kv_range_stream_chunks", range_stream_chunks),
         scenario("kv_range_stream_limit_and_options", range_stream_options),
         scenario("kv_range_stream_errors", range_stream_errors),
@@ -499,4 +500,19 @@ fn message_too_large(s: &mut Session) {
     s.range(get(&"k".repeat(limit + 10)));
     s.range(get(&"k".repeat(limit - 100)));
     s.range(all());
+}
+
+fn compact_not_physical(s: &mut Session) {
+    s.put(put("a", "1"));
+    s.put(put("a", "2"));
+    s.compact_with(3, false);
+    s.range(RangeRequest {
+        revision: 2,
+        ..get("a")
+    });
+    s.range(RangeRequest {
+        revision: 3,
+        ..get("a")
+    });
+    s.compact_with(3, false);
 }

@@ -122,11 +122,12 @@ impl Session {
     }
 
     pub fn compact(&mut self, revision: i64) {
-        let r = CompactionRequest {
-            revision,
-            physical: true,
-        };
-        let what = format!("compact {revision}");
+        self.compact_with(revision, true);
+    }
+
+    pub fn compact_with(&mut self, revision: i64, physical: bool) {
+        let r = CompactionRequest { revision, physical };
+        let what = format!("compact {revision} physical={physical}");
         let mut kv = self.kv.clone();
         let result = self.runtime.block_on(kv.compact(r)).map(|r| {
             let mut r = r.into_inner();

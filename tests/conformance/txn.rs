@@ -29,6 +29,7 @@ pub fn scenarios() -> Vec<Scenario> {
         scenario("txn_errors", errors),
         scenario("txn_no_change_no_revision", no_change),
         scenario("txn_apply_check_order", check_order),
+        scenario("txn_range_options", range_options),
     ]
 }
 
@@ -320,4 +321,26 @@ fn check_order(s: &mut Session) {
     s.txn(txn(vec![], vec![missing_value(), compacted()], vec![]));
     s.txn(txn(vec![], vec![compacted(), missing_lease()], vec![]));
     s.range(all());
+}
+
+fn range_options(s: &mut Session) {
+    use crate::pb::etcdserverpb::range_request::{SortOrder, SortTarget};
+    seed(s);
+    s.put(put("c", "0"));
+    let ranges = vec![
+        op_range(RangeRequest { limit: 1, ..all() }),
+        op_range(RangeRequest { keys_only: true, ..all() }),
+        op_range(RangeRequest { count_only: true, ..all() }),
+        op_range(RangeRequest {
+            sort_order: SortOrder::Descend as i32,
+            sort_target: SortTarget::Value as i32,
+            ..all()
+        }),
+        op_range(RangeRequest { min_mod_revision: 4, ..all() }),
+        op_range(RangeRequest { revision: 3, ..all() }),
+    ];
+    s.txn(txn(vec![], ranges.clone(), vec![]));
+    let mut with_write = vec![op_del("b", "")];
+    with_write.extend(ranges);
+    s.txn(txn(vec![], with_write, vec![]));
 }

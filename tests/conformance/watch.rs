@@ -28,6 +28,9 @@ pub fn scenarios() -> Vec<Scenario> {
             run: progress_notify,
         },
         scenario("watch_empty_key", empty_key),
+        scenario("watch_prev_kv_after_compaction", prev_kv_compacted),
+        scenario("watch_cancel_leaves_other_watchers", cancel_one_of_two),
+        scenario("watch_open_ended_ranges", open_ended),
         crate::Scenario {
             name: "watch_fragment",
             configure: |b| b.max_request_bytes(64 * 1024),
@@ -362,4 +365,53 @@ fn fragment(s: &mut Session) {
         s.recv(w);
         s.recv_until(w, 14);
     }
+}
+
+fn prev_kv_compacted(s: &mut Session) {
+    s.put(put("a", "1"));
+    s.put(put("a", "2"));
+    s.put(put("b", "1"));
+    s.delete(del("b", ""));
+    s.put(put("a", "3"));
+    s.compact(4);
+    for start in [4, 5, 6] {
+        let w = s.watch();
+        s.create(
+            w,
+            WatchCreateRequest {
+                start_revision: start,
+                prev_kv: true,
+                ..watch_range("a", "c")
+            },
+        );
+        s.recv(w);
+        s.recv_until(w, 6);
+    }
+}
+
+fn cancel_one_of_two(s: &mut Session) {
+    let w = s.watch();
+    s.create(w, watch_key("a"));
+    s.recv(w);
+    s.create(w, watch_key("b"));
+    s.recv(w);
+    s.cancel(w, 0);
+    s.recv(w);
+    s.put(put("a", "1"));
+    s.put(put("b", "1"));
+    s.recv(w);
+    s.quiet(w);
+}
+
+fn open_ended(s: &mut Session) {
+    let w = s.watch();
+    s.create(w, watch_range("b", "\0"));
+    s.recv(w);
+    for k in ["a", "b", "zz", "\u{7f}"] {
+        s.put(put(k, "1"));
+    }
+    s.recv(w);
+    s.recv(w);
+    s.recv(w);
+    s.quiet(w);
 }

@@ -21,8 +21,8 @@ fn real() -> TestEtcdBuilder {
         .etcd_binary(etcd_bin())
 }
 
-/// The processes started for the etcd serving `port` (etcd, and the watchdog shell that
-/// starts it) and etcd's data dir, found in /proc.
+/// The etcd processes serving `port` and their data dir, found in /proc. (The watchdog shell
+/// that starts etcd has the same arguments; it is not counted.)
 fn etcd_processes(port: u16) -> (Vec<u32>, Option<PathBuf>) {
     let wanted = format!("--listen-client-urls=http://127.0.0.1:{port}");
     let mut pids = Vec::new();
@@ -31,6 +31,10 @@ fn etcd_processes(port: u16) -> (Vec<u32>, Option<PathBuf>) {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if comm.trim() != "etcd" {
+            continue;
+        }
         let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
             continue;
         };
@@ -50,6 +54,7 @@ fn etcd_processes(port: u16) -> (Vec<u32>, Option<PathBuf>) {
     (pids, data)
 }
 
+/// Whether every process of `pids` has ended and been reaped (a zombie is still in /proc).
 fn gone(pids: &[u32]) -> bool {
     pids.iter()
         .all(|pid| !Path::new(&format!("/proc/{pid}")).exists())
@@ -156,7 +161,8 @@ fn a_bad_fixture_fails_before_etcd_is_spawned() {
 
 #[test]
 fn etcd_dies_with_the_process_that_started_it() {
-    // A process killed by a signal runs no Drop: the watchdog must end etcd anyway. The test
+    // A process killed by a signal runs no Drop: the watchdog must end etcd and remove its
+    // directory anyway. The test
     // binary re-runs itself as that process, which starts etcd, prints its port and hangs.
     if std::env::var_os("TEST_ETCD_ORPHAN_CHILD").is_some() {
         let etcd = real().start().unwrap();
@@ -189,8 +195,58 @@ fn etcd_dies_with_the_process_that_started_it() {
         }
     });
     assert!(ended, "etcd outlived the process that started it");
-    // Its directory stays (nobody was left to remove it); clean up after the test.
-    if let Some(dir) = data.and_then(|d| d.parent().map(Path::to_path_buf)) {
-        let _ = std::fs::remove_dir_all(dir);
-    }
+    let dir = data.and_then(|d| d.parent().map(Path::to_path_buf)).expect("a dir");
+    let removed = (0..500).any(|_| {
+        !dir.exists() || {
+            std::thread::sleep(Duration::from_millis(10));
+            false
+        }
+    });
+    assert!(removed, "{} was left behind", dir.display());
+}
+
+#[test]
+fn a_local_cluster_serves_every_member() {
+    let etcd = real()
+        .members(3)
+        .fixture_str(r#"{"k": "v"}"#)
+        .start()
+        .unwrap();
+    let endpoints = etcd.endpoints();
+    assert_eq!(endpoints.len(), 3);
+    assert_eq!(endpoints[0], etcd.endpoint());
+    // A write through one member is read through every other.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for endpoint in &endpoints {
+            let mut client = etcd_client::Client::connect([endpoint], None).await.unwrap();
+            let resp = client.get("k", None).await.unwrap();
+            assert_eq!(resp.kvs()[0].value(), b"v");
+            assert_eq!(client.member_list().await.unwrap().members().len(), 3);
+        }
+    });
+    let pids: Vec<u32> = etcd
+        .endpoints()
+        .iter()
+        .flat_map(|e| {
+            let port = e.rsplit(':').next().unwrap().parse().unwrap();
+            etcd_processes(port).0
+        })
+        .collect();
+    assert_eq!(pids.len(), 3);
+    drop(etcd);
+    assert!(gone(&pids));
+}
+
+#[test]
+fn several_members_need_the_real_backend() {
+    let err = TestEtcd::builder()
+        .backend(Backend::Embedded)
+        .members(3)
+        .start()
+        .unwrap_err();
+    assert!(matches!(err, Error::NeedsReal { option: "members" }), "{err}");
 }
