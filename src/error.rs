@@ -39,8 +39,23 @@ pub enum Error {
         /// The builder option, as its method is named.
         option: &'static str,
     },
-    /// `TEST_ETCD_BACKEND` holds something other than `embedded` or `real`.
-    #[error("TEST_ETCD_BACKEND={0:?}: expected `embedded` or `real`")]
+    /// The builder configured the server (limits, address, members), but the backend is an
+    /// existing etcd that the guard does not start.
+    #[error("`{option}` cannot apply to existing endpoints: the guard does not start that etcd")]
+    NotOnExisting {
+        /// The builder option, as its method is named.
+        option: &'static str,
+    },
+    /// The existing-endpoints backend was asked for but no endpoint was given (neither
+    /// [`TestEtcdBuilder::existing_endpoints`](crate::TestEtcdBuilder::existing_endpoints) nor
+    /// `TEST_ETCD_ENDPOINTS`).
+    #[error("no endpoints for the existing backend: set TEST_ETCD_ENDPOINTS or call existing_endpoints()")]
+    NoEndpoints,
+    /// An existing endpoint is not a `http://host:port` address that resolves.
+    #[error("bad etcd endpoint {0:?}: expected http://host:port")]
+    BadEndpoint(String),
+    /// `TEST_ETCD_BACKEND` holds something other than `embedded`, `real` or `existing`.
+    #[error("TEST_ETCD_BACKEND={0:?}: expected `embedded`, `real` or `existing`")]
     UnknownBackend(String),
     /// The real backend was asked for but no etcd binary is known: enable the `real-etcd`
     /// feature, set `TEST_ETCD_BIN`, or call

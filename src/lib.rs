@@ -61,6 +61,7 @@
 
 mod engine;
 mod error;
+mod existing;
 mod fixture;
 mod pb;
 mod real;
@@ -69,4 +70,6 @@ mod server;
 mod test_etcd;
 
 pub use error::{Error, FixtureError};
-pub use test_etcd::{Backend, TestEtcd, TestEtcdBuilder, BACKEND_ENV, ETCD_BIN_ENV};
+pub use test_etcd::{
+    Backend, TestEtcd, TestEtcdBuilder, BACKEND_ENV, ENDPOINTS_ENV, ETCD_BIN_ENV,
+};

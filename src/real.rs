@@ -352,7 +352,7 @@ fn wait_ready(child: &mut Child, addr: SocketAddr) -> Result<(), String> {
 
 /// Runs one client exchange with etcd on a thread and runtime of its own: the caller may be on
 /// a tokio runtime (where blocking on another would panic) or on none.
-fn call<T, F, Fut>(addr: SocketAddr, f: F) -> Result<T, String>
+pub(crate) fn call<T, F, Fut>(addr: SocketAddr, f: F) -> Result<T, String>
 where
     T: Send,
     F: FnOnce(KvClient<tonic::transport::Channel>) -> Fut + Send,

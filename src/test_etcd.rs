@@ -8,16 +8,21 @@ use std::time::Duration;
 use crate::engine::{Engine, Limits};
 use crate::error::Error;
 use crate::fixture::{self, FixtureSource};
+use crate::existing::Existing;
 use crate::real::{RealConfig, RealEtcd};
 use crate::server::{Context, Identity, Running, DEFAULT_PROGRESS_INTERVAL};
 
 /// The environment variable that picks the backend of every [`TestEtcd`] whose builder did not
-/// pick one: `embedded` (the default) or `real`.
+/// pick one: `embedded` (the default), `real` or `existing`.
 pub const BACKEND_ENV: &str = "TEST_ETCD_BACKEND";
 
 /// The environment variable naming the etcd binary the real backend runs, when the builder
 /// names none. It wins over the binary of the `real-etcd` feature.
 pub const ETCD_BIN_ENV: &str = "TEST_ETCD_BIN";
+
+/// The environment variable listing the existing etcd endpoints (comma-separated
+/// `http://host:port`) that [`Backend::Existing`] uses when the builder names none.
+pub const ENDPOINTS_ENV: &str = "TEST_ETCD_ENDPOINTS";
 
 /// What answers a [`TestEtcd`]'s endpoint.
 ///
@@ -38,6 +43,11 @@ pub enum Backend {
     /// binary is the one given to [`TestEtcdBuilder::etcd_binary`], else `TEST_ETCD_BIN`, else
     /// the one the `real-etcd` feature ships.
     Real,
+    /// An etcd that is already running (a shared cluster), given by
+    /// [`TestEtcdBuilder::existing_endpoints`] or `TEST_ETCD_ENDPOINTS`. Each guard works under
+    /// a key prefix of its own ([`TestEtcd::prefix`]): fixtures are put under it, `get` reads
+    /// under it, and drop deletes everything under it. The revision is the shared store's.
+    Existing,
 }
 
 impl Backend {
@@ -58,6 +68,7 @@ impl Backend {
             "" => Ok(None),
             "embedded" => Ok(Some(Backend::Embedded)),
             "real" => Ok(Some(Backend::Real)),
+            "existing" => Ok(Some(Backend::Existing)),
             other => Err(Error::UnknownBackend(other.to_owned())),
         }
     }
@@ -83,6 +94,7 @@ pub struct TestEtcd {
 enum Inner {
     Embedded { running: Running, engine: Engine },
     Real(RealEtcd),
+    Existing(Existing),
 }
 
 impl fmt::Debug for TestEtcd {
@@ -155,6 +167,7 @@ impl TestEtcd {
                 .into_iter()
                 .map(|addr| format!("http://{addr}"))
                 .collect(),
+            Inner::Existing(existing) => existing.endpoints(),
         }
     }
 
@@ -168,6 +181,7 @@ impl TestEtcd {
         match &self.inner {
             Inner::Embedded { running, .. } => running.addr(),
             Inner::Real(real) => real.addr(),
+            Inner::Existing(existing) => existing.addr(),
         }
     }
 
@@ -185,6 +199,24 @@ impl TestEtcd {
         match &self.inner {
             Inner::Embedded { .. } => Backend::Embedded,
             Inner::Real(_) => Backend::Real,
+            Inner::Existing(_) => Backend::Existing,
+        }
+    }
+
+    /// The key prefix this guard works under: empty, except on [`Backend::Existing`], where
+    /// the code under test should put its keys under it (fixtures and `get` already do).
+    ///
+    /// ```
+    /// let etcd = test_etcd::TestEtcd::builder()
+    ///     .backend(test_etcd::Backend::Embedded)
+    ///     .start()?;
+    /// assert_eq!(etcd.prefix(), "");
+    /// # Ok::<(), test_etcd::Error>(())
+    /// ```
+    pub fn prefix(&self) -> &str {
+        match &self.inner {
+            Inner::Existing(existing) => existing.prefix(),
+            _ => "",
         }
     }
 
@@ -221,6 +253,9 @@ impl TestEtcd {
             Inner::Real(real) => real
                 .get(key.as_ref())
                 .unwrap_or_else(|err| panic!("test-etcd: real etcd did not answer: {err}")),
+            Inner::Existing(existing) => existing
+                .get(key.as_ref())
+                .unwrap_or_else(|err| panic!("test-etcd: etcd did not answer: {err}")),
         }
     }
 
@@ -240,6 +275,9 @@ impl TestEtcd {
             Inner::Real(real) => real
                 .revision()
                 .unwrap_or_else(|err| panic!("test-etcd: real etcd did not answer: {err}")),
+            Inner::Existing(existing) => existing
+                .revision()
+                .unwrap_or_else(|err| panic!("test-etcd: etcd did not answer: {err}")),
         }
     }
 
@@ -256,6 +294,7 @@ impl TestEtcd {
         match &mut self.inner {
             Inner::Embedded { running, .. } => running.stop(),
             Inner::Real(real) => real.stop(),
+            Inner::Existing(existing) => existing.stop(),
         }
     }
 }
@@ -271,6 +310,7 @@ pub struct TestEtcdBuilder {
     backend: Option<Backend>,
     etcd_binary: Option<PathBuf>,
     members: usize,
+    endpoints: Vec<String>,
 }
 
 impl Default for TestEtcdBuilder {
@@ -283,6 +323,7 @@ impl Default for TestEtcdBuilder {
             backend: None,
             etcd_binary: None,
             members: 1,
+            endpoints: Vec::new(),
         }
     }
 }
@@ -416,6 +457,29 @@ impl TestEtcdBuilder {
         self
     }
 
+    /// The endpoints of an existing etcd for [`Backend::Existing`], instead of
+    /// `TEST_ETCD_ENDPOINTS`. Has no effect on the other backends.
+    ///
+    /// ```no_run
+    /// let etcd = test_etcd::TestEtcd::builder()
+    ///     .backend(test_etcd::Backend::Existing)
+    ///     .existing_endpoints(["http://127.0.0.1:2379"])
+    ///     .fixture_str(r#"{"/app/leader": "node-1"}"#)
+    ///     .start()?;
+    /// // The fixture went under the guard's prefix, and `get` reads under it.
+    /// assert_eq!(etcd.get("/app/leader").as_deref(), Some("node-1"));
+    /// assert!(etcd.prefix().starts_with("/test-etcd/"));
+    /// # Ok::<(), test_etcd::Error>(())
+    /// ```
+    pub fn existing_endpoints<I, S>(mut self, endpoints: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.endpoints = endpoints.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// How many members the real backend starts: a local cluster of `n` etcd processes (1, a
     /// single node, by default). [`endpoints`](TestEtcd::endpoints) lists one URL per member.
     /// The embedded engine serves one member only: more is [`Error::NeedsReal`].
@@ -449,6 +513,7 @@ impl TestEtcdBuilder {
         match backend {
             Backend::Embedded => self.start_embedded(),
             Backend::Real => self.start_real(),
+            Backend::Existing => self.start_existing(),
         }
     }
 
@@ -503,6 +568,47 @@ impl TestEtcdBuilder {
         real.seed(puts)?;
         Ok(TestEtcd {
             inner: Inner::Real(real),
+        })
+    }
+}
+
+impl TestEtcdBuilder {
+    fn start_existing(self) -> Result<TestEtcd, Error> {
+        // Options that configure a server we start cannot reach one we did not start.
+        let defaults = TestEtcdBuilder::default();
+        let refused = [
+            (self.limits.max_request_bytes != defaults.limits.max_request_bytes, "max_request_bytes"),
+            (self.limits.max_txn_ops != defaults.limits.max_txn_ops, "max_txn_ops"),
+            (
+                self.progress_interval != defaults.progress_interval,
+                "watch_progress_notify_interval",
+            ),
+            (self.addr.is_some(), "listen"),
+            (self.members > 1, "members"),
+        ];
+        if let Some((_, option)) = refused.into_iter().find(|(set, _)| *set) {
+            return Err(Error::NotOnExisting { option });
+        }
+        let mut puts = Vec::new();
+        for source in &self.fixtures {
+            let fixture = fixture::load(source)?;
+            puts.extend(fixture.puts.into_iter().map(|p| (p.key, p.value)));
+        }
+        let endpoints = if self.endpoints.is_empty() {
+            std::env::var(ENDPOINTS_ENV)
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|e| !e.is_empty())
+                .map(str::to_owned)
+                .collect()
+        } else {
+            self.endpoints
+        };
+        let existing = Existing::start(endpoints)?;
+        existing.seed(puts)?;
+        Ok(TestEtcd {
+            inner: Inner::Existing(existing),
         })
     }
 }

@@ -274,7 +274,11 @@ fn main() {
 /// `TEST_ETCD_BACKEND` switches guards whose builder did not choose. Run before any other thread
 /// exists, since it changes the process environment.
 fn backend_selection() {
-    let saved: Vec<_> = [test_etcd::BACKEND_ENV, test_etcd::ETCD_BIN_ENV]
+    let saved: Vec<_> = [
+        test_etcd::BACKEND_ENV,
+        test_etcd::ETCD_BIN_ENV,
+        test_etcd::ENDPOINTS_ENV,
+    ]
         .map(|name| (name, std::env::var_os(name)))
         .into();
     std::env::set_var(test_etcd::ETCD_BIN_ENV, etcd_binary());
@@ -285,6 +289,21 @@ fn backend_selection() {
         .expect("a real etcd");
     assert_eq!(etcd.backend(), Backend::Real);
     assert_eq!(etcd.get("k").as_deref(), Some("v"));
+    // `existing` shares that etcd, under a prefix of its own.
+    std::env::set_var(test_etcd::BACKEND_ENV, "existing");
+    std::env::set_var(test_etcd::ENDPOINTS_ENV, etcd.endpoints().join(","));
+    let guest = TestEtcd::builder()
+        .fixture_str(r#"{"k": "guest"}"#)
+        .start()
+        .expect("a guard on existing endpoints");
+    assert_eq!(guest.backend(), Backend::Existing);
+    assert_eq!(guest.get("k").as_deref(), Some("guest"));
+    assert_eq!(etcd.get("k").as_deref(), Some("v"));
+    drop(guest);
+    std::env::remove_var(test_etcd::ENDPOINTS_ENV);
+    let err = TestEtcd::builder().start().expect_err("no endpoints");
+    assert!(matches!(err, test_etcd::Error::NoEndpoints), "{err}");
+    std::env::set_var(test_etcd::BACKEND_ENV, "real");
     drop(etcd);
     let etcd = TestEtcd::builder().backend(Backend::Embedded).start();
     assert_eq!(etcd.expect("embedded").backend(), Backend::Embedded, "the builder wins");

@@ -250,3 +250,52 @@ fn several_members_need_the_real_backend() {
         .unwrap_err();
     assert!(matches!(err, Error::NeedsReal { option: "members" }), "{err}");
 }
+
+#[test]
+fn existing_endpoints_give_each_guard_its_own_prefix() {
+    let shared = real().fixture_str(r#"{"/other/key": "kept"}"#).start().unwrap();
+    let existing = || {
+        TestEtcd::builder()
+            .backend(Backend::Existing)
+            .existing_endpoints(shared.endpoints())
+    };
+    let a = existing()
+        .fixture_str(r#"{"/app/leader": "node-a"}"#)
+        .start()
+        .unwrap();
+    let b = existing()
+        .fixture_str(r#"{"/app/leader": "node-b"}"#)
+        .start()
+        .unwrap();
+    assert_eq!(a.backend(), Backend::Existing);
+    assert!(a.prefix().starts_with("/test-etcd/"), "{}", a.prefix());
+    assert_ne!(a.prefix(), b.prefix());
+    assert_eq!(a.endpoints(), shared.endpoints());
+    assert_eq!(a.get("/app/leader").as_deref(), Some("node-a"));
+    assert_eq!(b.get("/app/leader").as_deref(), Some("node-b"));
+    // The prefix is put in front of the key as given, as etcd's own namespacing does.
+    let a_key = format!("{}/app/leader", a.prefix());
+    assert_eq!(shared.get(&a_key).as_deref(), Some("node-a"));
+    // Dropping a guard deletes its prefix and nothing else.
+    drop(a);
+    assert_eq!(shared.get(&a_key), None);
+    assert_eq!(b.get("/app/leader").as_deref(), Some("node-b"));
+    assert_eq!(shared.get("/other/key").as_deref(), Some("kept"));
+}
+
+#[test]
+fn existing_endpoints_refuse_server_options() {
+    let err = TestEtcd::builder()
+        .backend(Backend::Existing)
+        .existing_endpoints(["http://127.0.0.1:1"])
+        .max_txn_ops(4)
+        .start()
+        .unwrap_err();
+    assert!(matches!(err, Error::NotOnExisting { option: "max_txn_ops" }), "{err}");
+    let err = TestEtcd::builder()
+        .backend(Backend::Existing)
+        .existing_endpoints(["not an endpoint"])
+        .start()
+        .unwrap_err();
+    assert!(matches!(err, Error::BadEndpoint(_)), "{err}");
+}
