@@ -50,6 +50,16 @@
 //! leaves the store at revision 3). A fixture with a mistake is an [`Error::Fixture`] naming the
 //! file, line, column and JSON path.
 //!
+//! # Backends
+//!
+//! The same guard can run on a real etcd instead of the embedded engine, for a nightly job that
+//! checks a suite against the real thing: [`Backend::Real`] spawns etcd (a single node, or a
+//! local cluster with [`TestEtcdBuilder::members`]) in a temp dir on free ports and removes it
+//! all on drop; [`Backend::Existing`] shares a running etcd, each guard under a key prefix of its
+//! own. `TEST_ETCD_BACKEND=real` (or `existing`) switches every guard whose builder did not
+//! choose. The etcd binary comes from [`TestEtcdBuilder::etcd_binary`], `TEST_ETCD_BIN`, or the
+//! `real-etcd` feature, which ships etcd 3.7.2.
+//!
 //! # Runtimes
 //!
 //! Each server runs on its own thread and runtime. [`TestEtcd::start`] is a plain function: call
@@ -70,6 +80,4 @@ mod server;
 mod test_etcd;
 
 pub use error::{Error, FixtureError};
-pub use test_etcd::{
-    Backend, TestEtcd, TestEtcdBuilder, BACKEND_ENV, ENDPOINTS_ENV, ETCD_BIN_ENV,
-};
+pub use test_etcd::{Backend, TestEtcd, TestEtcdBuilder, BACKEND_ENV, ENDPOINTS_ENV, ETCD_BIN_ENV};

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use crate::engine::{Engine, Limits};
 use crate::error::Error;
-use crate::fixture::{self, FixtureSource};
 use crate::existing::Existing;
+use crate::fixture::{self, FixtureSource};
 use crate::real::{RealConfig, RealEtcd};
 use crate::server::{Context, Identity, Running, DEFAULT_PROGRESS_INTERVAL};
 
@@ -577,8 +577,14 @@ impl TestEtcdBuilder {
         // Options that configure a server we start cannot reach one we did not start.
         let defaults = TestEtcdBuilder::default();
         let refused = [
-            (self.limits.max_request_bytes != defaults.limits.max_request_bytes, "max_request_bytes"),
-            (self.limits.max_txn_ops != defaults.limits.max_txn_ops, "max_txn_ops"),
+            (
+                self.limits.max_request_bytes != defaults.limits.max_request_bytes,
+                "max_request_bytes",
+            ),
+            (
+                self.limits.max_txn_ops != defaults.limits.max_txn_ops,
+                "max_txn_ops",
+            ),
             (
                 self.progress_interval != defaults.progress_interval,
                 "watch_progress_notify_interval",
@@ -638,4 +644,3 @@ fn vendored_binary() -> Result<PathBuf, Error> {
 fn vendored_binary() -> Result<PathBuf, Error> {
     Err(Error::NoEtcdBinary)
 }
-

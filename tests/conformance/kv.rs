@@ -281,17 +281,11 @@ fn range_history(s: &mut Session) {
     s.put(put("a", "2"));
     s.delete(del("b", ""));
     for revision in [-100, -1, 0, 1, 2, 3, 4, 5, 6] {
-        s.range(RangeRequest {
-            revision,
-            ..all()
-        });
+        s.range(RangeRequest { revision, ..all() });
     }
     s.compact(3);
     for revision in [2, 3, 5] {
-        s.range(RangeRequest {
-            revision,
-            ..all()
-        });
+        s.range(RangeRequest { revision, ..all() });
     }
 }
 
@@ -370,7 +364,13 @@ fn compact_errors(s: &mut Session) {
 }
 
 fn binary_keys(s: &mut Session) {
-    for k in [vec![0u8], vec![0, 1], vec![0xff], vec![0xff, 0xff], vec![1, 0xff]] {
+    for k in [
+        vec![0u8],
+        vec![0, 1],
+        vec![0xff],
+        vec![0xff, 0xff],
+        vec![1, 0xff],
+    ] {
         s.put(PutRequest {
             key: k.clone(),
             value: k,

@@ -131,7 +131,9 @@ fn clip(line: &str, at: usize, width: usize) -> String {
     }
     let head: String = chars[..80].iter().collect();
     let from = at.saturating_sub(width / 3).max(80);
-    let window: String = chars[from..(from + width).min(chars.len())].iter().collect();
+    let window: String = chars[from..(from + width).min(chars.len())]
+        .iter()
+        .collect();
     if from == 80 {
         format!("{head}{window}…")
     } else {
@@ -146,7 +148,11 @@ fn save(name: &str, ours: &[String], etcd: &[String]) -> Option<String> {
     let file = name.replace(' ', "-");
     std::fs::write(dir.join(format!("{file}.ours.txt")), ours.join("\n")).ok()?;
     std::fs::write(dir.join(format!("{file}.etcd.txt")), etcd.join("\n")).ok()?;
-    Some(dir.join(format!("{file}.{{ours,etcd}}.txt")).display().to_string())
+    Some(
+        dir.join(format!("{file}.{{ours,etcd}}.txt"))
+            .display()
+            .to_string(),
+    )
 }
 
 fn all_scenarios() -> Vec<Scenario> {
@@ -219,7 +225,10 @@ fn main() {
         .filter(|job| wanted(&job.name()))
         .collect();
     jobs.reverse();
-    let scenario_count = jobs.iter().filter(|j| matches!(j, Job::Scenario(_))).count();
+    let scenario_count = jobs
+        .iter()
+        .filter(|j| matches!(j, Job::Scenario(_)))
+        .count();
     let random_count = jobs.len() - scenario_count;
 
     println!("\nrunning {} conformance checks", jobs.len());
@@ -279,8 +288,8 @@ fn backend_selection() {
         test_etcd::ETCD_BIN_ENV,
         test_etcd::ENDPOINTS_ENV,
     ]
-        .map(|name| (name, std::env::var_os(name)))
-        .into();
+    .map(|name| (name, std::env::var_os(name)))
+    .into();
     std::env::set_var(test_etcd::ETCD_BIN_ENV, etcd_binary());
     std::env::set_var(test_etcd::BACKEND_ENV, "real");
     let etcd = TestEtcd::builder()
@@ -306,7 +315,11 @@ fn backend_selection() {
     std::env::set_var(test_etcd::BACKEND_ENV, "real");
     drop(etcd);
     let etcd = TestEtcd::builder().backend(Backend::Embedded).start();
-    assert_eq!(etcd.expect("embedded").backend(), Backend::Embedded, "the builder wins");
+    assert_eq!(
+        etcd.expect("embedded").backend(),
+        Backend::Embedded,
+        "the builder wins"
+    );
     std::env::set_var(test_etcd::BACKEND_ENV, "embedded");
     assert_eq!(TestEtcd::start().backend(), Backend::Embedded);
     std::env::set_var(test_etcd::BACKEND_ENV, "etcd");
@@ -397,7 +410,12 @@ pub fn txn(compare: Vec<Compare>, success: Vec<RequestOp>, failure: Vec<RequestO
     }
 }
 
-pub fn cmp(key: &str, target: CompareTarget, result: CompareResult, operand: TargetUnion) -> Compare {
+pub fn cmp(
+    key: &str,
+    target: CompareTarget,
+    result: CompareResult,
+    operand: TargetUnion,
+) -> Compare {
     Compare {
         result: result as i32,
         target: target as i32,

@@ -89,17 +89,49 @@ fn range(rng: &mut Rng, step: usize) -> RangeRequest {
     RangeRequest {
         key: key(rng),
         range_end: range_end(rng),
-        limit: if rng.chance(30) { rng.below(4) as i64 } else { 0 },
-        revision: if rng.chance(30) { revision(rng, step) } else { 0 },
-        sort_order: if rng.chance(30) { rng.below(3) as i32 } else { 0 },
-        sort_target: if rng.chance(30) { rng.below(5) as i32 } else { 0 },
+        limit: if rng.chance(30) {
+            rng.below(4) as i64
+        } else {
+            0
+        },
+        revision: if rng.chance(30) {
+            revision(rng, step)
+        } else {
+            0
+        },
+        sort_order: if rng.chance(30) {
+            rng.below(3) as i32
+        } else {
+            0
+        },
+        sort_target: if rng.chance(30) {
+            rng.below(5) as i32
+        } else {
+            0
+        },
         serializable: rng.chance(20),
         keys_only: rng.chance(15),
         count_only: rng.chance(10),
-        min_mod_revision: if rng.chance(10) { revision(rng, step) } else { 0 },
-        max_mod_revision: if rng.chance(10) { revision(rng, step) } else { 0 },
-        min_create_revision: if rng.chance(10) { revision(rng, step) } else { 0 },
-        max_create_revision: if rng.chance(10) { revision(rng, step) } else { 0 },
+        min_mod_revision: if rng.chance(10) {
+            revision(rng, step)
+        } else {
+            0
+        },
+        max_mod_revision: if rng.chance(10) {
+            revision(rng, step)
+        } else {
+            0
+        },
+        min_create_revision: if rng.chance(10) {
+            revision(rng, step)
+        } else {
+            0
+        },
+        max_create_revision: if rng.chance(10) {
+            revision(rng, step)
+        } else {
+            0
+        },
     }
 }
 
@@ -116,7 +148,11 @@ fn compare_op(rng: &mut Rng, step: usize) -> Compare {
         result: rng.below(4) as i32,
         target,
         key: key(rng),
-        range_end: if rng.chance(20) { range_end(rng) } else { Vec::new() },
+        range_end: if rng.chance(20) {
+            range_end(rng)
+        } else {
+            Vec::new()
+        },
         target_union: Some(operand),
     }
 }

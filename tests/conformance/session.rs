@@ -20,14 +20,14 @@ use crate::pb::etcdserverpb::{
 /// How long to wait for a watch response that must come.
 const WAIT: Duration = Duration::from_secs(5);
 
+/// What a watch stream answered, as its forwarding task saw it.
+type Answers = mpsc::UnboundedReceiver<Result<WatchResponse, tonic::Status>>;
+
 pub struct Session {
     runtime: Runtime,
     kv: KvClient<Channel>,
     channel: Channel,
-    watches: Vec<(
-        mpsc::Sender<WatchRequest>,
-        mpsc::UnboundedReceiver<Result<WatchResponse, tonic::Status>>,
-    )>,
+    watches: Vec<(mpsc::Sender<WatchRequest>, Answers)>,
     pub transcript: Vec<String>,
 }
 
@@ -394,7 +394,9 @@ fn byte_string(bytes: &[u8]) -> String {
     let mut i = 0;
     while i < bytes.len() {
         let run = bytes[i..].iter().take_while(|&&c| c == bytes[i]).count();
-        let shown: String = std::ascii::escape_default(bytes[i]).map(char::from).collect();
+        let shown: String = std::ascii::escape_default(bytes[i])
+            .map(char::from)
+            .collect();
         if run > 8 {
             s.push_str(&format!("{shown}<x{run}>"));
         } else {

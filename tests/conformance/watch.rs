@@ -21,7 +21,10 @@ pub fn scenarios() -> Vec<Scenario> {
         scenario("watch_failed_creates", failed_creates),
         scenario("watch_txn_events_in_op_order", txn_order),
         scenario("watch_progress_request", progress_request),
-        scenario("watch_progress_request_without_watchers", progress_no_watchers),
+        scenario(
+            "watch_progress_request_without_watchers",
+            progress_no_watchers,
+        ),
         crate::Scenario {
             name: "watch_progress_notify",
             configure: |b| b.watch_progress_notify_interval(std::time::Duration::from_millis(400)),
@@ -178,7 +181,11 @@ fn replay(s: &mut Session) {
     s.put(put("b", "1"));
     s.put(put("a", "2"));
     s.delete(del("a", ""));
-    s.txn(txn(vec![], vec![op_put("a", "3"), op_put("b", "2")], vec![]));
+    s.txn(txn(
+        vec![],
+        vec![op_put("a", "3"), op_put("b", "2")],
+        vec![],
+    ));
     for start in [1, 3, 6, 7] {
         let w = s.watch();
         s.create(

@@ -91,7 +91,11 @@ fn drop_kills_and_reaps_etcd_and_removes_its_directory() {
     let addr = etcd.addr();
     let (pids, data) = etcd_processes(addr.port());
     assert!(!pids.is_empty(), "a running etcd");
-    let dir = data.expect("a data dir").parent().expect("the guard's directory").to_path_buf();
+    let dir = data
+        .expect("a data dir")
+        .parent()
+        .expect("the guard's directory")
+        .to_path_buf();
     assert!(dir.exists());
     drop(etcd);
     // Reaped, not zombies: the processes are gone from /proc.
@@ -111,7 +115,11 @@ fn shutdown_stops_etcd_too() {
 
 #[test]
 fn limits_are_passed_to_etcd() {
-    let etcd = real().max_request_bytes(1024).max_txn_ops(2).start().unwrap();
+    let etcd = real()
+        .max_request_bytes(1024)
+        .max_txn_ops(2)
+        .start()
+        .unwrap();
     let (pids, _) = etcd_processes(etcd.addr().port());
     let cmdline = std::fs::read(format!("/proc/{}/cmdline", pids[0])).unwrap();
     let cmdline = String::from_utf8_lossy(&cmdline);
@@ -171,7 +179,11 @@ fn etcd_dies_with_the_process_that_started_it() {
         return;
     }
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "real::etcd_dies_with_the_process_that_started_it", "--nocapture"])
+        .args([
+            "--exact",
+            "real::etcd_dies_with_the_process_that_started_it",
+            "--nocapture",
+        ])
         .env("TEST_ETCD_ORPHAN_CHILD", "1")
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -179,7 +191,10 @@ fn etcd_dies_with_the_process_that_started_it() {
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
     let port = loop {
         let mut line = String::new();
-        assert!(std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0, "no port");
+        assert!(
+            std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0,
+            "no port"
+        );
         if let Some(port) = line.trim().strip_prefix("port ") {
             break port.parse::<u16>().unwrap();
         }
@@ -195,7 +210,9 @@ fn etcd_dies_with_the_process_that_started_it() {
         }
     });
     assert!(ended, "etcd outlived the process that started it");
-    let dir = data.and_then(|d| d.parent().map(Path::to_path_buf)).expect("a dir");
+    let dir = data
+        .and_then(|d| d.parent().map(Path::to_path_buf))
+        .expect("a dir");
     let removed = (0..500).any(|_| {
         !dir.exists() || {
             std::thread::sleep(Duration::from_millis(10));
@@ -222,7 +239,9 @@ fn a_local_cluster_serves_every_member() {
         .unwrap();
     rt.block_on(async {
         for endpoint in &endpoints {
-            let mut client = etcd_client::Client::connect([endpoint], None).await.unwrap();
+            let mut client = etcd_client::Client::connect([endpoint], None)
+                .await
+                .unwrap();
             let resp = client.get("k", None).await.unwrap();
             assert_eq!(resp.kvs()[0].value(), b"v");
             assert_eq!(client.member_list().await.unwrap().members().len(), 3);
@@ -248,12 +267,18 @@ fn several_members_need_the_real_backend() {
         .members(3)
         .start()
         .unwrap_err();
-    assert!(matches!(err, Error::NeedsReal { option: "members" }), "{err}");
+    assert!(
+        matches!(err, Error::NeedsReal { option: "members" }),
+        "{err}"
+    );
 }
 
 #[test]
 fn existing_endpoints_give_each_guard_its_own_prefix() {
-    let shared = real().fixture_str(r#"{"/other/key": "kept"}"#).start().unwrap();
+    let shared = real()
+        .fixture_str(r#"{"/other/key": "kept"}"#)
+        .start()
+        .unwrap();
     let existing = || {
         TestEtcd::builder()
             .backend(Backend::Existing)
@@ -291,7 +316,15 @@ fn existing_endpoints_refuse_server_options() {
         .max_txn_ops(4)
         .start()
         .unwrap_err();
-    assert!(matches!(err, Error::NotOnExisting { option: "max_txn_ops" }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::NotOnExisting {
+                option: "max_txn_ops"
+            }
+        ),
+        "{err}"
+    );
     let err = TestEtcd::builder()
         .backend(Backend::Existing)
         .existing_endpoints(["not an endpoint"])
