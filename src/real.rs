@@ -162,27 +162,37 @@ fn spawn_cluster(config: &RealConfig) -> Result<Vec<Member>, Attempt> {
     let mut ports = Vec::with_capacity(count);
     for i in 0..count {
         let client = match config.listen {
-            Some(addr) if i == 0 && addr.port() != 0 => addr,
+            // A fixed address is checked like the embedded backend checks it: taken is a Bind
+            // error, before anything is spawned.
+            Some(addr) if i == 0 && addr.port() != 0 => free_port(addr).map_err(Attempt::Failed)?,
             Some(addr) if i == 0 => free_port(addr).map_err(Attempt::Failed)?,
             _ => free_port(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).map_err(Attempt::Failed)?,
         };
         let peer = free_port(SocketAddr::from((client.ip(), 0))).map_err(Attempt::Failed)?;
-        // A single node keeps etcd's default name, and so the IDs a default node has.
-        let name = if count == 1 {
-            "default".to_owned()
+        // A single node is named and advertised as a default etcd is (`default`,
+        // http://localhost:2380), so that its cluster and member IDs, which etcd derives from
+        // them, are a default node's, as the embedded engine's are. It never dials a peer, so
+        // the advertised URL need not be the one it listens on.
+        let (name, advertised) = if count == 1 {
+            ("default".to_owned(), "http://localhost:2380".to_owned())
         } else {
-            format!("m{i}")
+            (format!("m{i}"), format!("http://{peer}"))
         };
-        ports.push((name, client, peer));
+        ports.push((name, client, peer, advertised));
     }
     let cluster = ports
         .iter()
-        .map(|(name, _, peer)| format!("{name}=http://{peer}"))
+        .map(|(name, _, _, advertised)| format!("{name}={advertised}"))
         .collect::<Vec<_>>()
         .join(",");
     let mut members = Vec::with_capacity(count);
-    for (name, client, peer) in &ports {
-        match spawn_member(config, name, *client, *peer, &cluster) {
+    for (name, client, peer, advertised) in &ports {
+        let urls = Urls {
+            client: *client,
+            peer: *peer,
+            advertised_peer: advertised,
+        };
+        match spawn_member(config, name, &urls, &cluster) {
             Ok(member) => members.push(member),
             Err(err) => {
                 members.into_iter().for_each(Member::end);
@@ -214,13 +224,20 @@ fn spawn_cluster(config: &RealConfig) -> Result<Vec<Member>, Attempt> {
     }
 }
 
+/// Where one member listens, and the peer URL it advertises.
+struct Urls<'a> {
+    client: SocketAddr,
+    peer: SocketAddr,
+    advertised_peer: &'a str,
+}
+
 fn spawn_member(
     config: &RealConfig,
     name: &str,
-    client: SocketAddr,
-    peer: SocketAddr,
+    urls: &Urls<'_>,
     cluster: &str,
 ) -> Result<Member, Error> {
+    let client = urls.client;
     let dir = temp_dir().map_err(Error::Start)?;
     let data = dir.join("data");
     let log_path = dir.join("etcd.log");
@@ -233,14 +250,17 @@ fn spawn_member(
         }
     };
     let client_url = format!("http://{client}");
-    let peer_url = format!("http://{peer}");
+    let peer_url = format!("http://{}", urls.peer);
     let spawned = etcd_command(&config.binary, &dir)
         .arg(format!("--name={name}"))
         .arg(format!("--data-dir={}", data.display()))
         .arg(format!("--listen-client-urls={client_url}"))
         .arg(format!("--advertise-client-urls={client_url}"))
         .arg(format!("--listen-peer-urls={peer_url}"))
-        .arg(format!("--initial-advertise-peer-urls={peer_url}"))
+        .arg(format!(
+            "--initial-advertise-peer-urls={}",
+            urls.advertised_peer
+        ))
         .arg(format!("--initial-cluster={cluster}"))
         .arg(format!("--max-request-bytes={}", config.max_request_bytes))
         .arg(format!("--max-txn-ops={}", config.max_txn_ops))

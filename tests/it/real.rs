@@ -332,3 +332,20 @@ fn existing_endpoints_refuse_server_options() {
         .unwrap_err();
     assert!(matches!(err, Error::BadEndpoint(_)), "{err}");
 }
+
+#[tokio::test]
+async fn a_single_node_answers_with_a_default_etcds_ids_as_the_embedded_engine_does() {
+    let mut headers = Vec::new();
+    for backend in [Backend::Real, Backend::Embedded] {
+        let etcd = real().backend(backend).start().unwrap();
+        let mut client = client(&etcd).await;
+        let resp = client.get("k", None).await.unwrap();
+        let h = resp.header().unwrap();
+        headers.push((h.cluster_id(), h.member_id(), h.revision(), h.raft_term()));
+    }
+    assert_eq!(headers[0], headers[1]);
+    assert_eq!(
+        headers[0],
+        (0xcdf8_1819_4e3a_8c32, 0x8e9e_05c5_2164_694d, 1, 2)
+    );
+}
