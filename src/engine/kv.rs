@@ -101,11 +101,13 @@ impl KvState {
         let Some(Request::RequestPut(p)) = &op.request else {
             return Ok(());
         };
-        if (p.ignore_value || p.ignore_lease) && self.store.get_current(&p.key).is_none() {
-            return Err(EtcdError::KeyNotFound);
-        }
+        // The lease first, as for a plain Put: etcd 3.7.2 answers "lease not found" for a put
+        // that names a missing lease and ignores the value of a missing key.
         if p.lease != 0 && !self.lessor.contains(p.lease) {
             return Err(EtcdError::LeaseNotFound);
+        }
+        if (p.ignore_value || p.ignore_lease) && self.store.get_current(&p.key).is_none() {
+            return Err(EtcdError::KeyNotFound);
         }
         Ok(())
     }
@@ -480,6 +482,25 @@ mod tests {
             Err(EtcdError::KeyNotFound)
         );
         assert_eq!(state.store.revision(), 2, "nothing applied");
+    }
+
+    #[test]
+    fn a_txn_put_checks_its_lease_before_the_key_it_keeps_the_value_of() {
+        // Found by the random conformance sequences (seed 20173).
+        let mut state = KvState::default();
+        let both = RequestOp {
+            request: Some(Request::RequestPut(PutRequest {
+                key: b"missing".to_vec(),
+                ignore_value: true,
+                lease: 7,
+                ..Default::default()
+            })),
+        };
+        let r = TxnRequest {
+            success: vec![both],
+            ..Default::default()
+        };
+        assert_eq!(state.txn(&r), Err(EtcdError::LeaseNotFound));
     }
 
     #[test]

@@ -485,6 +485,24 @@ fn check_order(s: &mut Session) {
     s.txn(txn(vec![], vec![future(), missing_lease()], vec![]));
     s.txn(txn(vec![], vec![missing_lease(), missing_value()], vec![]));
     s.txn(txn(vec![], vec![missing_value(), missing_lease()], vec![]));
+    // One put that fails both ways: the lease is checked first.
+    let both = || {
+        put_with(PutRequest {
+            ignore_value: true,
+            lease: 77,
+            ..put("missing", "")
+        })
+    };
+    s.txn(txn(vec![], vec![both()], vec![]));
+    s.put(PutRequest {
+        ignore_value: true,
+        lease: 77,
+        ..put("missing", "")
+    });
+    s.put(PutRequest {
+        ignore_lease: true,
+        ..put("missing", "v")
+    });
     // Nested: the outer range against a nested put.
     s.txn(txn(
         vec![],
