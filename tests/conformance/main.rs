@@ -118,6 +118,12 @@ pub fn compare(
         .map_or(a.len().min(b.len()), |((i, _), _)| i);
     report.push_str(&format!("  ours [{at}] {}\n", clip(a, split, 240)));
     report.push_str(&format!("  etcd [{at}] {}\n", clip(b, split, 240)));
+    if b.contains("transport error") || b.contains("tcp connect error") {
+        report.push_str(
+            "  (real etcd stopped answering: it crashed; TEST_ETCD_BIN can point at a wrapper \
+             script that keeps its stderr)\n",
+        );
+    }
     Err(report)
 }
 
