@@ -18,6 +18,10 @@ flags (etcd's names; --flag=value or --flag value):
   --name NAME                  member name (default \"default\")
   --max-request-bytes N        largest write request (default 1572864)
   --max-txn-ops N              most operations per txn (default 128)
+  --quota-backend-bytes N      backend size that raises NOSPACE (default 2 GiB)
+  --auth-token-ttl N           seconds an unused auth token stays valid (default 300)
+  --bcrypt-cost N              accepted (4 to 31) and without effect: passwords are salted
+                               SHA-256 here, so logins stay fast whatever the cost
   --fixture FILE               seed from a JSON fixture; repeat to layer several (not an etcd flag)
   -h, --help                   this text
 ";
@@ -54,6 +58,9 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Options>, Stri
             "name",
             "max-request-bytes",
             "max-txn-ops",
+            "quota-backend-bytes",
+            "auth-token-ttl",
+            "bcrypt-cost",
             "fixture",
         ];
         if !known.contains(&name.as_str()) {
@@ -73,6 +80,20 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Options>, Stri
                 builder = builder.max_request_bytes(parse_number(&name, &value)?)
             }
             "max-txn-ops" => builder = builder.max_txn_ops(parse_number(&name, &value)?),
+            "quota-backend-bytes" => {
+                builder = builder.quota_backend_bytes(parse_number(&name, &value)? as u64)
+            }
+            "bcrypt-cost" => {
+                // etcd refuses costs outside bcrypt's range; scripts passing one expect that.
+                let cost = parse_number(&name, &value)?;
+                if !(4..=31).contains(&cost) {
+                    return Err(format!("flag --bcrypt-cost must be 4 to 31, got {cost}"));
+                }
+            }
+            "auth-token-ttl" => {
+                let seconds = parse_number(&name, &value)? as u64;
+                builder = builder.auth_token_ttl(std::time::Duration::from_secs(seconds))
+            }
             _ => builder = builder.fixture(absolute(&value)),
         }
     }

@@ -3,14 +3,17 @@
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::engine::{Engine, Limits};
+use crate::engine::{Clock, Engine, Limits, StartRefusal, Version};
 use crate::error::Error;
 use crate::existing::Existing;
 use crate::fixture::{self, FixtureSource};
 use crate::real::{RealConfig, RealEtcd};
-use crate::server::{Context, Identity, Running, DEFAULT_PROGRESS_INTERVAL};
+use crate::server::{
+    Context, Hooks, Identity, Metrics, Running, Transport, DEFAULT_PROGRESS_INTERVAL,
+};
 
 /// The environment variable that picks the backend of every [`TestEtcd`] whose builder did not
 /// pick one: `embedded` (the default), `real` or `existing`.
@@ -87,14 +90,39 @@ impl Backend {
 /// let etcd = TestEtcd::start();
 /// assert!(etcd.endpoint().starts_with("http://127.0.0.1:"));
 /// ```
+///
+/// On [`Backend::Real`] and [`Backend::Existing`] the guard answers the same connection and
+/// assertion methods (`endpoints`, `get`, `revision`, ...). What only the embedded engine can do
+/// (faults, restart, inspection, dump, fork, manual time, in-process members, snapshots) is
+/// documented on each method: those returning a `Result` fail with
+/// [`Error::NeedsEmbedded`], the others do nothing and return an empty answer.
 pub struct TestEtcd {
     inner: Inner,
 }
 
+/// What runs behind a [`TestEtcd`].
 enum Inner {
-    Embedded { running: Running, engine: Engine },
+    Embedded(Embedded),
     Real(RealEtcd),
     Existing(Existing),
+}
+
+/// The embedded engine's server and what its methods need.
+struct Embedded {
+    running: Running,
+    engine: Engine,
+    /// The first member's address (the one `listen` chose).
+    addr: SocketAddr,
+    limits: Limits,
+    metrics: Arc<Metrics>,
+    progress_interval: Duration,
+    /// Faults, request log and watcher registry (`faults.rs`, `server/hooks.rs`).
+    hooks: Arc<Hooks>,
+}
+
+/// Says what a method needs when the backend is not the embedded engine.
+fn needs_embedded(option: &'static str) -> Error {
+    Error::NeedsEmbedded { option }
 }
 
 impl fmt::Debug for TestEtcd {
@@ -142,26 +170,60 @@ impl TestEtcd {
         TestEtcdBuilder::default()
     }
 
-    /// The client URL of the server, `http://127.0.0.1:PORT`.
+    /// The client URL of the server, `http://127.0.0.1:PORT`; in a cluster, the first
+    /// member's (`infra1`, the one [`TestEtcdBuilder::listen`] places).
     ///
     /// ```
     /// let etcd = test_etcd::TestEtcd::start();
     /// assert_eq!(etcd.endpoint(), format!("http://{}", etcd.addr()));
     /// ```
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr())
+        format!("{}://{}", self.scheme(), self.addr())
     }
 
-    /// The client URLs, in the form `etcd_client::Client::connect` takes: one per member of
-    /// a real cluster.
+    /// `http`, or `https` for a server built with TLS.
+    fn scheme(&self) -> &'static str {
+        self.transport().map_or("http", Transport::scheme)
+    }
+
+    /// The embedded server, if the backend is the embedded engine.
+    fn embedded(&self) -> Option<&Embedded> {
+        match &self.inner {
+            Inner::Embedded(embedded) => Some(embedded),
+            Inner::Real(_) | Inner::Existing(_) => None,
+        }
+    }
+
+    /// The embedded server, or [`Error::NeedsEmbedded`] naming `option`.
+    fn embedded_for(&self, option: &'static str) -> Result<&Embedded, Error> {
+        self.embedded().ok_or_else(|| needs_embedded(option))
+    }
+
+    /// The server's transport, for the TLS accessors (`None` off the embedded backend).
+    pub(crate) fn transport(&self) -> Option<&Transport> {
+        self.embedded().map(|e| e.running.transport())
+    }
+
+    /// The client URLs of every member serving now (in member ID order, `https://` with TLS), in the form
+    /// `etcd_client::Client::connect` takes. A removed member's is gone; a started one's
+    /// is added. On the real backend: one per member of the local cluster; on existing
+    /// endpoints: the endpoints given.
     ///
     /// ```
-    /// let etcd = test_etcd::TestEtcd::start();
-    /// assert_eq!(etcd.endpoints(), vec![etcd.endpoint()]);
+    /// let etcd = test_etcd::TestEtcd::builder().members(3).start()?;
+    /// assert_eq!(etcd.endpoints().len(), 3);
+    /// assert!(etcd.endpoints().contains(&etcd.endpoint()));
+    /// # Ok::<(), test_etcd::Error>(())
     /// ```
     pub fn endpoints(&self) -> Vec<String> {
         match &self.inner {
-            Inner::Embedded { .. } => vec![self.endpoint()],
+            Inner::Embedded(embedded) => embedded
+                .running
+                .endpoints()
+                .addrs()
+                .into_iter()
+                .map(|addr| format!("{}://{addr}", self.scheme()))
+                .collect(),
             Inner::Real(real) => real
                 .addrs()
                 .into_iter()
@@ -171,7 +233,7 @@ impl TestEtcd {
         }
     }
 
-    /// The socket address the server listens on (of a real cluster: the first member's).
+    /// The socket address the server listens on; in a cluster, the first member's (`infra1`).
     ///
     /// ```
     /// let etcd = test_etcd::TestEtcd::start();
@@ -179,7 +241,7 @@ impl TestEtcd {
     /// ```
     pub fn addr(&self) -> SocketAddr {
         match &self.inner {
-            Inner::Embedded { running, .. } => running.addr(),
+            Inner::Embedded(embedded) => embedded.addr,
             Inner::Real(real) => real.addr(),
             Inner::Existing(existing) => existing.addr(),
         }
@@ -220,6 +282,190 @@ impl TestEtcd {
         }
     }
 
+    /// Starts a member that MemberAdd added, as a real node joining the cluster would: it
+    /// gets `name` and an endpoint of its own serving the same data, and shows as started in
+    /// MemberList (so a learner can then be promoted). Returns its client URL. Embedded
+    /// backend only: elsewhere [`Error::NeedsEmbedded`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let etcd = test_etcd::TestEtcd::start();
+    /// let mut client = etcd_client::Client::connect(etcd.endpoints(), None).await?;
+    /// let options = etcd_client::MemberAddOptions::new().with_is_learner();
+    /// let added = client.member_add(["http://10.0.0.2:2380"], Some(options)).await?;
+    /// let id = added.member().map(|m| m.id()).unwrap_or_default();
+    ///
+    /// let url = etcd.start_member(id, "node-2")?;
+    ///
+    /// assert!(etcd.endpoints().contains(&url));
+    /// client.member_promote(id).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn start_member(&self, id: u64, name: &str) -> Result<String, Error> {
+        let this = self.embedded_for("start_member")?;
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        let listener = TcpListener::bind(addr).map_err(|source| Error::Bind { addr, source })?;
+        let addr = listener.local_addr().map_err(Error::Start)?;
+        let url = format!("{}://{addr}", self.scheme());
+        this.engine
+            .start_member(id, name, url.clone())
+            .map_err(|refusal| Error::Member {
+                id,
+                reason: match refusal {
+                    StartRefusal::Unknown => "not a member of the cluster",
+                    StartRefusal::AlreadyStarted => "it serves already",
+                },
+            })?;
+        let ctx = context(
+            &this.engine,
+            &this.running,
+            this.limits,
+            &this.metrics,
+            this.progress_interval,
+            &this.hooks,
+            id,
+        );
+        this.running.serve(listener, ctx).map_err(Error::Start)?;
+        Ok(url)
+    }
+
+    /// Moves the server's clock forward by `by`, then expires every lease whose deadline it
+    /// passed: when this returns, their keys are deleted (each lease's in one revision, which
+    /// watchers see as DELETE events). Nothing sleeps, so a test of a 60 s TTL takes no time.
+    ///
+    /// Meant for a server built with [`TestEtcdBuilder::manual_clock`], whose clock moves only
+    /// when advanced. On the default real clock it jumps time ahead, which keeps running.
+    ///
+    /// Embedded backend only: a real etcd's clock cannot be moved, so there this does nothing.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// // Arrange: a key on a 10 s lease.
+    /// let etcd = test_etcd::TestEtcd::builder().manual_clock().start()?;
+    /// let mut client = etcd_client::Client::connect(etcd.endpoints(), None).await?;
+    /// let lease = client.lease_grant(10, None).await?.id();
+    /// let put = etcd_client::PutOptions::new().with_lease(lease);
+    /// client.put("/session", "me", Some(put)).await?;
+    ///
+    /// // Act and assert: the key lives until the TTL has passed, not a moment longer.
+    /// etcd.advance(Duration::from_millis(9_999));
+    /// assert_eq!(etcd.get("/session").as_deref(), Some("me"));
+    /// etcd.advance(Duration::from_millis(1));
+    /// assert_eq!(etcd.get("/session"), None);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn advance(&self, by: Duration) {
+        if let Some(embedded) = self.embedded() {
+            embedded.engine.advance(by);
+        }
+    }
+
+    /// A new, independent server with this one's state: every key with its retained history,
+    /// the revision, the compaction point, leases with their deadlines, and auth. Writes to
+    /// either never show in the other. The store is shared structurally until written, so a fork
+    /// of a server with 100,000 keys costs about what a fork of an empty one does: load a big
+    /// fixture once, fork it per test. The fork has as many members as this server serves, on
+    /// new ports. Embedded backend only: elsewhere [`Error::NeedsEmbedded`].
+    ///
+    /// ```
+    /// let seed = test_etcd::TestEtcd::builder().fixture_str(r#"{"k": "v"}"#).start()?;
+    /// let fork = seed.fork()?;
+    /// assert_eq!(fork.get("k").as_deref(), Some("v"));
+    /// assert_ne!(fork.endpoint(), seed.endpoint());
+    /// # Ok::<(), test_etcd::Error>(())
+    /// ```
+    pub fn fork(&self) -> Result<TestEtcd, Error> {
+        let this = self.embedded_for("fork")?;
+        let engine = this.engine.fork();
+        let members = this.running.endpoints().addrs().len().max(1);
+        let version = engine.cluster_view().version;
+        let any = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        launch(
+            engine,
+            members,
+            any,
+            version,
+            this.limits,
+            this.progress_interval,
+            this.hooks.is_recording(),
+            this.running.transport().clone(),
+        )
+    }
+
+    /// A gRPC channel to this server that runs over an in-memory pipe: no port, no TCP, no
+    /// network. Every RPC works on it, streams included. Hand it to `etcd-client` (feature
+    /// `raw-channel`) with `Client::from_channel(etcd_client::Channel::Tonic(channel), None)`,
+    /// or to any tonic client. It answers as the first member and stops working when the
+    /// server stops. Call it from inside a tokio runtime: the channel's worker runs there.
+    ///
+    /// On the real and existing backends there is no in-process server: the channel is an
+    /// ordinary (lazy) TCP channel to [`endpoint`](TestEtcd::endpoint) instead.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let etcd = test_etcd::TestEtcd::start();
+    /// let channel = etcd.in_memory_channel().await;
+    /// let mut client =
+    ///     etcd_client::Client::from_channel(etcd_client::Channel::Tonic(channel), None).await?;
+    /// client.put("k", "v", None).await?;
+    /// assert_eq!(etcd.get("k").as_deref(), Some("v"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn in_memory_channel(&self) -> tonic::transport::Channel {
+        let Some(this) = self.embedded() else {
+            let endpoint =
+                tonic::transport::Endpoint::from_shared(self.endpoint()).unwrap_or_else(|_| {
+                    tonic::transport::Endpoint::from_static("http://unreachable.test-etcd")
+                });
+            return endpoint.connect_lazy();
+        };
+        let member = this.engine.members().first().map_or(0, |m| m.id);
+        let serve = InMemory {
+            ctx: context(
+                &this.engine,
+                &this.running,
+                this.limits,
+                &this.metrics,
+                this.progress_interval,
+                &this.hooks,
+                member,
+            ),
+            running: this.running.handle(),
+        };
+        let connector = tower::service_fn(move |_: http::Uri| {
+            let (client, server) = tokio::io::duplex(IN_MEMORY_BUFFER);
+            serve.running.serve_in_memory(server, serve.ctx.clone());
+            async move { Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(client)) }
+        });
+        // The URI is never resolved: the connector above makes every connection.
+        tonic::transport::Endpoint::from_static("http://in-memory.test-etcd")
+            .connect_with_connector_lazy(connector)
+    }
+
+    /// The state as a snapshot in test-etcd's own format (not etcd's bbolt file): the same
+    /// bytes as the data messages of the Snapshot RPC, which
+    /// [`TestEtcdBuilder::restore_snapshot`] restores. Embedded backend only: elsewhere empty.
+    ///
+    /// ```
+    /// let etcd = test_etcd::TestEtcd::builder().fixture_str(r#"{"k": "v"}"#).start()?;
+    /// let copy = test_etcd::TestEtcd::builder().restore_snapshot(etcd.snapshot()).start()?;
+    /// assert_eq!(copy.get("k").as_deref(), Some("v"));
+    /// assert_eq!(copy.revision(), etcd.revision());
+    /// # Ok::<(), test_etcd::Error>(())
+    /// ```
+    pub fn snapshot(&self) -> Vec<u8> {
+        self.embedded()
+            .map(|embedded| embedded.engine.snapshot())
+            .unwrap_or_default()
+    }
+
     /// The current value of `key` as UTF-8 text (lossy), read directly from the server's state
     /// for assertions (from a real etcd: with a Range request). `None` if the key does not exist.
     ///
@@ -249,7 +495,7 @@ impl TestEtcd {
     /// ```
     pub fn get_bytes(&self, key: impl AsRef<[u8]>) -> Option<Vec<u8>> {
         match &self.inner {
-            Inner::Embedded { engine, .. } => engine.get(key.as_ref()),
+            Inner::Embedded(embedded) => embedded.engine.get(key.as_ref()),
             Inner::Real(real) => real
                 .get(key.as_ref())
                 .unwrap_or_else(|err| panic!("test-etcd: real etcd did not answer: {err}")),
@@ -271,7 +517,7 @@ impl TestEtcd {
     /// ```
     pub fn revision(&self) -> i64 {
         match &self.inner {
-            Inner::Embedded { engine, .. } => engine.revision(),
+            Inner::Embedded(embedded) => embedded.engine.revision(),
             Inner::Real(real) => real
                 .revision()
                 .unwrap_or_else(|err| panic!("test-etcd: real etcd did not answer: {err}")),
@@ -279,6 +525,18 @@ impl TestEtcd {
                 .revision()
                 .unwrap_or_else(|err| panic!("test-etcd: etcd did not answer: {err}")),
         }
+    }
+
+    /// The engine, for the inspection and fault methods in other modules.
+    /// `None` off the embedded backend.
+    pub(crate) fn engine(&self) -> Option<&Engine> {
+        self.embedded().map(|embedded| &embedded.engine)
+    }
+
+    /// The hooks, for the fault and inspection methods in other modules.
+    /// `None` off the embedded backend.
+    pub(crate) fn hooks(&self) -> Option<&Arc<Hooks>> {
+        self.embedded().map(|embedded| &embedded.hooks)
     }
 
     /// Stops the server now; the same as dropping it, spelled out. A real etcd is killed and
@@ -292,39 +550,63 @@ impl TestEtcd {
     /// ```
     pub fn shutdown(mut self) {
         match &mut self.inner {
-            Inner::Embedded { running, .. } => running.stop(),
+            Inner::Embedded(embedded) => embedded.running.stop(),
             Inner::Real(real) => real.stop(),
             Inner::Existing(existing) => existing.stop(),
         }
     }
 }
 
+/// Bytes buffered each way in an in-memory connection.
+const IN_MEMORY_BUFFER: usize = 256 * 1024;
+
+/// What an in-memory connection needs to reach the server.
+#[derive(Clone)]
+struct InMemory {
+    ctx: Context,
+    running: crate::server::RunningHandle,
+}
+
 /// Configures a [`TestEtcd`] before it starts. Made by [`TestEtcd::builder`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Default, Clone)]
 #[must_use = "a builder does nothing until `.start()` is called"]
 pub struct TestEtcdBuilder {
     fixtures: Vec<FixtureSource>,
     limits: Limits,
     addr: Option<SocketAddr>,
-    progress_interval: Duration,
+    members: Option<usize>,
+    version: Option<String>,
+    snapshot: Option<Vec<u8>>,
+    progress_interval: Option<Duration>,
+    manual_clock: bool,
+    record_requests: bool,
+    token_ttl: Option<Duration>,
     backend: Option<Backend>,
     etcd_binary: Option<PathBuf>,
-    members: usize,
     endpoints: Vec<String>,
+    /// TLS, and whether clients must present a certificate (set in `crate::tls`).
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<crate::tls::TlsMode>,
 }
 
-impl Default for TestEtcdBuilder {
-    fn default() -> Self {
-        TestEtcdBuilder {
-            fixtures: Vec::new(),
-            limits: Limits::default(),
-            addr: None,
-            progress_interval: DEFAULT_PROGRESS_INTERVAL,
-            backend: None,
-            etcd_binary: None,
-            members: 1,
-            endpoints: Vec::new(),
-        }
+/// The services of member `id`, for its endpoint.
+fn context(
+    engine: &Engine,
+    running: &Running,
+    limits: Limits,
+    metrics: &Arc<Metrics>,
+    progress_interval: Duration,
+    hooks: &Arc<Hooks>,
+    id: u64,
+) -> Context {
+    Context {
+        engine: engine.clone(),
+        identity: Identity::new(id, engine.clone()),
+        max_message_bytes: limits.max_message_bytes(),
+        endpoints: running.endpoints().clone(),
+        metrics: Arc::clone(metrics),
+        progress_interval,
+        hooks: Arc::clone(hooks),
     }
 }
 
@@ -393,6 +675,93 @@ impl TestEtcdBuilder {
         self
     }
 
+    /// Simulates a cluster of `n` members (1 by default; 0 counts as 1). Each member has its
+    /// own ID, name (`infra1`, `infra2`, ...), peer URL and loopback endpoint, all serving the
+    /// same data; MemberList shows them all and [`TestEtcd::endpoints`] returns every
+    /// endpoint. The first member is the leader.
+    ///
+    /// On [`Backend::Real`] it starts a local cluster of `n` etcd processes instead, each with
+    /// its own endpoint; [`Backend::Existing`] refuses it ([`Error::NotOnExisting`]).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let etcd = test_etcd::TestEtcd::builder().members(3).start()?;
+    /// let mut client = etcd_client::Client::connect(etcd.endpoints(), None).await?;
+    /// assert_eq!(client.member_list().await?.members().len(), 3);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn members(mut self, n: usize) -> Self {
+        self.members = Some(n.max(1));
+        self
+    }
+
+    /// The etcd version the server reports (Status, `/version`, `/metrics`), `MAJOR.MINOR.PATCH`;
+    /// 3.7.2 by default. The cluster and storage versions follow as `MAJOR.MINOR.0`, and
+    /// Downgrade accepts the minor release before it. Starting fails with [`Error::Version`]
+    /// if it does not parse.
+    ///
+    /// Embedded backend only: on the others starting fails with [`Error::NeedsEmbedded`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let etcd = test_etcd::TestEtcd::builder().version("3.6.5").start()?;
+    /// let mut client = etcd_client::Client::connect(etcd.endpoints(), None).await?;
+    /// assert_eq!(client.status().await?.version(), "3.6.5");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = Some(version.into());
+        self
+    }
+
+    /// The backend size at which writes are refused with NOSPACE (etcd's
+    /// `--quota-backend-bytes`, 2 GiB by default). The backend size is modelled: a fresh store
+    /// takes 20 KiB and every put adds 256 bytes plus its key and value, until Defragment
+    /// shrinks it to what compaction left.
+    ///
+    /// Embedded backend only: on the others starting fails with [`Error::NeedsEmbedded`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let etcd = test_etcd::TestEtcd::builder().quota_backend_bytes(64 * 1024).start()?;
+    /// let mut client = etcd_client::Client::connect(etcd.endpoints(), None).await?;
+    ///
+    /// // 20 KiB of a fresh store plus this put reach the quota.
+    /// let err = client.put("big", vec![0u8; 50_000], None).await.unwrap_err();
+    ///
+    /// assert!(err.to_string().contains("etcdserver: mvcc: database space exceeded"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn quota_backend_bytes(mut self, bytes: u64) -> Self {
+        self.limits.quota_backend_bytes = bytes;
+        self
+    }
+
+    /// Starts from a snapshot taken with [`TestEtcd::snapshot`] or the Snapshot RPC (the
+    /// blobs of every message concatenated, with or without the SHA-256 trailer): the same
+    /// keys, revisions, history, compaction point and leases. Fixtures apply on top of it.
+    /// Starting fails with [`Error::Snapshot`] for anything else, etcd's own snapshots
+    /// included.
+    ///
+    /// Embedded backend only: on the others starting fails with [`Error::NeedsEmbedded`].
+    ///
+    /// ```
+    /// let etcd = test_etcd::TestEtcd::builder().fixture_str(r#"{"a": "1"}"#).start()?;
+    /// let copy = test_etcd::TestEtcd::builder().restore_snapshot(etcd.snapshot()).start()?;
+    /// assert_eq!(copy.get("a").as_deref(), Some("1"));
+    /// # Ok::<(), test_etcd::Error>(())
+    /// ```
+    pub fn restore_snapshot(mut self, snapshot: impl Into<Vec<u8>>) -> Self {
+        self.snapshot = Some(snapshot.into());
+        self
+    }
+
     /// How often a watcher created with `progress_notify` gets a progress notification when no
     /// event reached it (etcd's `--watch-progress-notify-interval`, 10 minutes by default).
     /// A real etcd takes 100 ms at least; a shorter interval needs the embedded backend
@@ -408,10 +777,85 @@ impl TestEtcdBuilder {
     /// ```
     pub fn watch_progress_notify_interval(mut self, interval: Duration) -> Self {
         // tokio's interval refuses zero; etcd's minimum is 100 ms anyway.
-        self.progress_interval = interval.max(Duration::from_millis(1));
+        self.progress_interval = Some(interval.max(Duration::from_millis(1)));
         self
     }
 
+    /// Gives the server a manual clock: time stands still (leases never expire on their own)
+    /// until the test calls [`TestEtcd::advance`]. Lease TTLs, TimeToLive and expiry all read
+    /// this clock, so expiry tests need no sleeping. It is the server's own clock: a test that
+    /// pauses or advances tokio's clock changes nothing here.
+    ///
+    /// Embedded backend only: on the others starting fails with [`Error::NeedsEmbedded`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let etcd = test_etcd::TestEtcd::builder()
+    ///     .manual_clock()
+    ///     .fixture_str(r#"{"leases": [{"name": "s", "ttl": 30}],
+    ///                     "kvs": [{"key": "/lock", "value": "me", "lease": "s"}]}"#)
+    ///     .start()?;
+    /// etcd.advance(Duration::from_secs(29));
+    /// assert_eq!(etcd.get("/lock").as_deref(), Some("me"));
+    /// etcd.advance(Duration::from_secs(1));
+    /// assert_eq!(etcd.get("/lock"), None);
+    /// # Ok::<(), test_etcd::Error>(())
+    /// ```
+    pub fn manual_clock(mut self) -> Self {
+        self.manual_clock = true;
+        self
+    }
+    /// Records every request the server receives, for [`TestEtcd::requests`]. Off by default:
+    /// a long test would keep every request in memory.
+    ///
+    /// Embedded backend only: on the others starting fails with [`Error::NeedsEmbedded`].
+    ///
+    /// ```
+    /// let etcd = test_etcd::TestEtcd::builder().record_requests().start()?;
+    /// assert!(etcd.requests().is_empty());
+    /// # Ok::<(), test_etcd::Error>(())
+    /// ```
+    pub fn record_requests(mut self) -> Self {
+        self.record_requests = true;
+        self
+    }
+
+    /// How long an auth token stays valid without use (etcd's `--auth-token-ttl`, 300 s by
+    /// default). Each use pushes the deadline back by this much, as etcd's simple tokens do.
+    /// Tokens read the server's clock, so with [`manual_clock`](Self::manual_clock) a test
+    /// expires one with [`TestEtcd::advance`]. Whole seconds as etcd's flag takes them; finer
+    /// values work too.
+    ///
+    /// Embedded backend only: on the others starting fails with [`Error::NeedsEmbedded`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// // Arrange: auth on from a fixture, tokens living 10 s, a logged-in client.
+    /// let etcd = test_etcd::TestEtcd::builder()
+    ///     .manual_clock()
+    ///     .auth_token_ttl(Duration::from_secs(10))
+    ///     .fixture_str(r#"{"auth": {"enabled": true, "users": [
+    ///         {"name": "root", "password": "pw", "roles": ["root"]}]}}"#)
+    ///     .start()?;
+    /// let login = etcd_client::ConnectOptions::new().with_user("root", "pw");
+    /// let mut client = etcd_client::Client::connect(etcd.endpoints(), Some(login)).await?;
+    ///
+    /// // Act: ten idle seconds.
+    /// etcd.advance(Duration::from_secs(10));
+    ///
+    /// // Assert: the token is gone.
+    /// let err = client.get("k", None).await.unwrap_err();
+    /// assert!(err.to_string().contains("etcdserver: invalid auth token"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn auth_token_ttl(mut self, ttl: Duration) -> Self {
+        self.token_ttl = Some(ttl);
+        self
+    }
     /// Listens on `addr` instead of a free loopback port. Starting fails with
     /// [`Error::Bind`] if the address is taken.
     ///
@@ -480,23 +924,6 @@ impl TestEtcdBuilder {
         self
     }
 
-    /// How many members the real backend starts: a local cluster of `n` etcd processes (1, a
-    /// single node, by default). [`endpoints`](TestEtcd::endpoints) lists one URL per member.
-    /// The embedded engine serves one member only: more is [`Error::NeedsReal`].
-    ///
-    /// ```no_run
-    /// let etcd = test_etcd::TestEtcd::builder()
-    ///     .backend(test_etcd::Backend::Real)
-    ///     .members(3)
-    ///     .start()?;
-    /// assert_eq!(etcd.endpoints().len(), 3);
-    /// # Ok::<(), test_etcd::Error>(())
-    /// ```
-    pub fn members(mut self, n: usize) -> Self {
-        self.members = n.max(1);
-        self
-    }
-
     /// Loads the fixtures, binds the port and starts serving. Returns once the server accepts
     /// connections (a real etcd: once it answers a read).
     ///
@@ -518,51 +945,211 @@ impl TestEtcdBuilder {
     }
 
     fn start_embedded(self) -> Result<TestEtcd, Error> {
-        if self.members > 1 {
-            return Err(Error::NeedsReal { option: "members" });
+        let version = match &self.version {
+            None => Version::DEFAULT,
+            Some(text) => {
+                Version::parse(text, false).ok_or_else(|| Error::Version(text.clone()))?
+            }
+        };
+        let clock = if self.manual_clock {
+            Clock::manual()
+        } else {
+            Clock::real()
+        };
+        let engine = Engine::with_clock(self.limits, clock);
+        if let Some(ttl) = self.token_ttl {
+            engine.auth(|auth| auth.set_token_ttl(ttl));
         }
-        let engine = Engine::new(self.limits);
+        if let Some(snapshot) = &self.snapshot {
+            engine
+                .restore(snapshot)
+                .map_err(|err| Error::Snapshot(err.to_string()))?;
+        }
         for source in &self.fixtures {
-            let fixture = fixture::load(source)?;
-            engine.seed(fixture.puts.into_iter().map(|p| (p.key, p.value)));
+            seed(&engine, fixture::load(source)?, source)?;
         }
-        // Bind now and keep the socket: picking a free port to bind later would race with
-        // other tests doing the same.
-        let addr = self
+        let first = self
             .addr
             .unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
-        let listener = TcpListener::bind(addr).map_err(|source| Error::Bind { addr, source })?;
-        let ctx = Context {
-            engine: engine.clone(),
-            identity: Identity::default(),
-            max_message_bytes: self.limits.max_message_bytes(),
-            progress_interval: self.progress_interval,
-        };
-        let running = Running::start(listener, ctx).map_err(Error::Start)?;
-        Ok(TestEtcd {
-            inner: Inner::Embedded { running, engine },
-        })
+        let progress = self.progress_interval.unwrap_or(DEFAULT_PROGRESS_INTERVAL);
+        #[cfg(feature = "tls")]
+        let transport = crate::tls::transport(self.tls)?;
+        #[cfg(not(feature = "tls"))]
+        let transport = Transport::default();
+        launch(
+            engine,
+            self.members.unwrap_or(1),
+            first,
+            version,
+            self.limits,
+            progress,
+            self.record_requests,
+            transport,
+        )
     }
+}
 
+/// Binds a listener per member (the first on `first`), sets up the cluster and serves every
+/// member of `engine` on a new server thread.
+fn launch(
+    engine: Engine,
+    members: usize,
+    first: SocketAddr,
+    version: Version,
+    limits: Limits,
+    progress_interval: Duration,
+    record_requests: bool,
+    transport: Transport,
+) -> Result<TestEtcd, Error> {
+    // Bind now and keep the sockets: picking free ports to bind later would race with
+    // other tests doing the same.
+    let mut listeners = Vec::new();
+    for i in 0..members {
+        let addr = if i == 0 {
+            first
+        } else {
+            SocketAddr::from((Ipv4Addr::LOCALHOST, 0))
+        };
+        let listener = TcpListener::bind(addr).map_err(|source| Error::Bind { addr, source })?;
+        let addr = listener.local_addr().map_err(Error::Start)?;
+        listeners.push((listener, addr));
+    }
+    let scheme = transport.scheme();
+    let urls = listeners
+        .iter()
+        .map(|(_, a)| format!("{scheme}://{a}"))
+        .collect();
+    engine.bootstrap_cluster(urls, version);
+    let running = Running::start(transport).map_err(Error::Start)?;
+    running.run_expiry(engine.clone());
+    let metrics = Arc::new(Metrics::default());
+    let hooks = Arc::new(Hooks::default());
+    hooks.set_recording(record_requests);
+    // The member the builder's `listen` address went to: the first bound.
+    let first_bound = listeners.first().map_or(first, |(_, addr)| *addr);
+    for member in engine.members() {
+        // Members are listed by ID; each serves on the listener its client URL names.
+        let url = member.client_ur_ls.first().cloned().unwrap_or_default();
+        let Some(at) = listeners
+            .iter()
+            .position(|(_, a)| format!("{scheme}://{a}") == url)
+        else {
+            continue;
+        };
+        let (listener, _) = listeners.swap_remove(at);
+        let ctx = context(
+            &engine,
+            &running,
+            limits,
+            &metrics,
+            progress_interval,
+            &hooks,
+            member.id,
+        );
+        running.serve(listener, ctx).map_err(Error::Start)?;
+    }
+    Ok(TestEtcd {
+        inner: Inner::Embedded(Embedded {
+            running,
+            engine,
+            addr: first_bound,
+            limits,
+            metrics,
+            progress_interval,
+            hooks,
+        }),
+    })
+}
+
+fn seed(engine: &Engine, fixture: fixture::Fixture, source: &FixtureSource) -> Result<(), Error> {
+    let ids: Vec<i64> = if let Some(history) = &fixture.history {
+        // A history describes the store from revision 1 (its leases included).
+        if !engine.is_fresh() {
+            return Err(fixture::history_not_first(source).into());
+        }
+        engine.restore_history(history);
+        history.named.clone()
+    } else {
+        // The schema allows only TTLs etcd grants, and an ID taken by an earlier fixture is the
+        // same lease, so granting cannot fail; a lease that did would leave its keys unattached.
+        fixture
+            .leases
+            .iter()
+            .map(|lease| engine.seed_lease(lease.id, lease.ttl).unwrap_or(0))
+            .collect()
+    };
+    let puts = fixture.puts.into_iter().map(|put| {
+        let lease = put.lease.and_then(|i| ids.get(i).copied()).unwrap_or(0);
+        (put.key, put.value, lease)
+    });
+    // Every lease a put names was granted just above.
+    let _ = engine.seed(puts);
+    if let Some(auth) = &fixture.auth {
+        seed_auth(engine, auth);
+    }
+    Ok(())
+}
+
+/// Adds a fixture's roles and users, then enables auth if it asks. The schema checked what
+/// etcd's RPCs would refuse, so the only failures left are "already exists" from an earlier
+/// fixture: that role or user is then extended.
+fn seed_auth(engine: &Engine, fixture: &fixture::FixtureAuth) {
+    use crate::pb::authpb::{permission::Type, Permission, UserAddOptions};
+    use crate::pb::etcdserverpb::AuthUserAddRequest;
+    engine.auth(|auth| {
+        for role in &fixture.roles {
+            let _ = auth.role_add(&role.name);
+            for perm in &role.permissions {
+                let perm_type = match perm.kind {
+                    fixture::PermissionKind::Read => Type::Read,
+                    fixture::PermissionKind::Write => Type::Write,
+                    fixture::PermissionKind::ReadWrite => Type::Readwrite,
+                };
+                let perm = Permission {
+                    perm_type: perm_type as i32,
+                    key: perm.key.clone(),
+                    range_end: perm.range_end.clone(),
+                };
+                let _ = auth.role_grant_permission(&role.name, Some(&perm));
+            }
+        }
+        for user in &fixture.users {
+            let _ = auth.user_add(&AuthUserAddRequest {
+                name: user.name.clone(),
+                password: user.password.clone().unwrap_or_default(),
+                options: Some(UserAddOptions {
+                    no_password: user.password.is_none(),
+                }),
+                hashed_password: String::new(),
+            });
+            for role in &user.roles {
+                let _ = auth.user_grant_role(&user.name, role);
+            }
+        }
+        if fixture.enabled {
+            let _ = auth.enable(&crate::engine::Caller::Anyone);
+        }
+    });
+}
+
+impl TestEtcdBuilder {
     fn start_real(self) -> Result<TestEtcd, Error> {
-        if self.progress_interval < MIN_REAL_PROGRESS_INTERVAL {
+        self.refuse_embedded_only()?;
+        let progress_interval = self.progress_interval.unwrap_or(DEFAULT_PROGRESS_INTERVAL);
+        if progress_interval < MIN_REAL_PROGRESS_INTERVAL {
             return Err(Error::NeedsEmbedded {
                 option: "watch_progress_notify_interval",
             });
         }
         // Fixtures are read before spawning, so that a bad one fails fast.
-        let mut puts = Vec::new();
-        for source in &self.fixtures {
-            let fixture = fixture::load(source)?;
-            puts.extend(fixture.puts.into_iter().map(|p| (p.key, p.value)));
-        }
+        let puts = self.fixture_puts()?;
         let config = RealConfig {
             binary: etcd_binary(self.etcd_binary)?,
             listen: self.addr,
             max_request_bytes: self.limits.max_request_bytes,
             max_txn_ops: self.limits.max_txn_ops,
-            progress_interval: self.progress_interval,
-            members: self.members,
+            progress_interval,
+            members: self.members.unwrap_or(1),
         };
         let real = RealEtcd::start(&config)?;
         real.seed(puts)?;
@@ -574,6 +1161,7 @@ impl TestEtcdBuilder {
 
 impl TestEtcdBuilder {
     fn start_existing(self) -> Result<TestEtcd, Error> {
+        self.refuse_embedded_only()?;
         // Options that configure a server we start cannot reach one we did not start.
         let defaults = TestEtcdBuilder::default();
         let refused = [
@@ -586,20 +1174,16 @@ impl TestEtcdBuilder {
                 "max_txn_ops",
             ),
             (
-                self.progress_interval != defaults.progress_interval,
+                self.progress_interval.is_some(),
                 "watch_progress_notify_interval",
             ),
             (self.addr.is_some(), "listen"),
-            (self.members > 1, "members"),
+            (self.members.is_some_and(|n| n > 1), "members"),
         ];
         if let Some((_, option)) = refused.into_iter().find(|(set, _)| *set) {
             return Err(Error::NotOnExisting { option });
         }
-        let mut puts = Vec::new();
-        for source in &self.fixtures {
-            let fixture = fixture::load(source)?;
-            puts.extend(fixture.puts.into_iter().map(|p| (p.key, p.value)));
-        }
+        let puts = self.fixture_puts()?;
         let endpoints = if self.endpoints.is_empty() {
             std::env::var(ENDPOINTS_ENV)
                 .unwrap_or_default()
@@ -618,6 +1202,62 @@ impl TestEtcdBuilder {
         })
     }
 }
+
+impl TestEtcdBuilder {
+    /// Fails with [`Error::NeedsEmbedded`] if an option only the embedded engine has was set.
+    fn refuse_embedded_only(&self) -> Result<(), Error> {
+        let defaults = TestEtcdBuilder::default();
+        #[cfg(feature = "tls")]
+        let tls = self.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        let tls = false;
+        let refused = [
+            (self.manual_clock, "manual_clock"),
+            (self.record_requests, "record_requests"),
+            (tls, "tls"),
+            (self.snapshot.is_some(), "restore_snapshot"),
+            (self.version.is_some(), "version"),
+            (
+                self.limits.quota_backend_bytes != defaults.limits.quota_backend_bytes,
+                "quota_backend_bytes",
+            ),
+            (self.token_ttl.is_some(), "auth_token_ttl"),
+        ];
+        match refused.into_iter().find(|(set, _)| *set) {
+            Some((_, option)) => Err(Error::NeedsEmbedded { option }),
+            None => Ok(()),
+        }
+    }
+
+    /// The fixtures' puts, for a real etcd. Leases, a history and auth are the embedded
+    /// engine's: a fixture with them is [`Error::NeedsEmbedded`].
+    fn fixture_puts(&self) -> Result<Vec<KeyValuePair>, Error> {
+        let mut puts = Vec::new();
+        for source in &self.fixtures {
+            let fixture = fixture::load(source)?;
+            if !fixture.leases.is_empty() {
+                return Err(Error::NeedsEmbedded {
+                    option: "fixture leases",
+                });
+            }
+            if fixture.history.is_some() {
+                return Err(Error::NeedsEmbedded {
+                    option: "fixture history",
+                });
+            }
+            if fixture.auth.is_some() {
+                return Err(Error::NeedsEmbedded {
+                    option: "fixture auth",
+                });
+            }
+            puts.extend(fixture.puts.into_iter().map(|p| (p.key, p.value)));
+        }
+        Ok(puts)
+    }
+}
+
+/// A key and its value, as a fixture puts them on a real etcd.
+type KeyValuePair = (Vec<u8>, Vec<u8>);
 
 /// etcd refuses to notify progress more often than this.
 const MIN_REAL_PROGRESS_INTERVAL: Duration = Duration::from_millis(100);

@@ -17,13 +17,16 @@ use crate::pb::mvccpb::KeyValue;
 
 use super::error::EtcdError;
 use super::lessor::Lessor;
+use super::maintenance::Maintenance;
 use super::mvcc::{KeyRange, Store};
 
 /// The state the KV operations work on.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct KvState {
     pub(crate) store: Store,
     pub(crate) lessor: Lessor,
+    /// Alarms and the backend size model (`maintenance.rs`).
+    pub(crate) maintenance: Maintenance,
 }
 
 fn header(revision: i64) -> Option<ResponseHeader> {
@@ -624,7 +627,10 @@ mod tests {
     #[test]
     fn leases_follow_their_keys() {
         let mut state = KvState::default();
-        state.lessor.grant(7, 60);
+        state
+            .lessor
+            .grant(7, 60, std::time::Duration::ZERO)
+            .unwrap();
         let with_lease = PutRequest {
             key: "k".into(),
             lease: 7,

@@ -4,9 +4,10 @@
 //! Revisions follow etcd: a new store is at revision 1 with nothing stored, the first write makes
 //! revision 2, and one write transaction makes exactly one revision whatever it changes.
 
-use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
 use std::sync::Arc;
+
+use rpds::RedBlackTreeMapSync;
 
 use crate::pb::mvccpb::KeyValue;
 
@@ -100,15 +101,19 @@ pub(crate) struct RevisionChanges {
 }
 
 /// The store: key index with full history, and the change log.
-#[derive(Debug)]
+///
+/// Both live in persistent maps, so that cloning a store (a fork of a server) costs the same for
+/// a hundred thousand keys as for none: the clones share every node until one of them writes,
+/// and a write copies only the path to what it changes.
+#[derive(Debug, Clone)]
 pub(crate) struct Store {
     /// The newest committed revision (or the one being written inside a write txn).
     revision: i64,
     /// Reads below this revision are refused. -1 until the first compaction, as in etcd, which
     /// makes `Compact(0)` on a fresh store legal.
     compact_revision: i64,
-    index: BTreeMap<Vec<u8>, Vec<Version>>,
-    log: VecDeque<RevisionChanges>,
+    index: RedBlackTreeMapSync<Vec<u8>, Vec<Version>>,
+    log: RedBlackTreeMapSync<i64, RevisionChanges>,
     /// The revision the open write txn writes at, if one is open.
     writing: Option<i64>,
 }
@@ -118,8 +123,8 @@ impl Default for Store {
         Store {
             revision: 1,
             compact_revision: -1,
-            index: BTreeMap::new(),
-            log: VecDeque::new(),
+            index: RedBlackTreeMapSync::new_sync(),
+            log: RedBlackTreeMapSync::new_sync(),
             writing: None,
         }
     }
@@ -198,10 +203,13 @@ impl Store {
                 let rev = self.revision + 1;
                 self.writing = Some(rev);
                 self.revision = rev;
-                self.log.push_back(RevisionChanges {
-                    revision: rev,
-                    changes: Vec::new(),
-                });
+                self.log.insert_mut(
+                    rev,
+                    RevisionChanges {
+                        revision: rev,
+                        changes: Vec::new(),
+                    },
+                );
                 rev
             }
         }
@@ -210,8 +218,8 @@ impl Store {
     /// Puts `value` under `key` with `lease`, at the revision of the open write.
     pub(crate) fn put(&mut self, key: &[u8], value: Vec<u8>, lease: i64) -> Arc<KeyValue> {
         let rev = self.begin_write();
-        let versions = self.index.entry(key.to_vec()).or_default();
-        let (create_revision, version) = match versions.last().and_then(|v| v.kv.as_ref()) {
+        let previous = self.index.get(key).and_then(|versions| versions.last());
+        let (create_revision, version) = match previous.and_then(|v| v.kv.as_ref()) {
             Some(prev) => (prev.create_revision, prev.version + 1),
             None => (rev, 1),
         };
@@ -223,10 +231,14 @@ impl Store {
             value,
             lease,
         });
-        versions.push(Version {
+        let put = Version {
             revision: rev,
             kv: Some(Arc::clone(&kv)),
-        });
+        };
+        match self.index.get_mut(key) {
+            Some(versions) => versions.push(put),
+            None => self.index.insert_mut(key.to_vec(), vec![put]),
+        }
         self.log_change(Change::Put(Arc::clone(&kv)));
         kv
     }
@@ -254,7 +266,10 @@ impl Store {
     }
 
     fn log_change(&mut self, change: Change) {
-        if let Some(last) = self.log.back_mut() {
+        let Some(rev) = self.writing else {
+            return;
+        };
+        if let Some(last) = self.log.get_mut(&rev) {
             last.changes.push(change);
         }
     }
@@ -269,7 +284,8 @@ impl Store {
         let Some(rev) = self.writing.take() else {
             return;
         };
-        if let Some(undone) = self.log.pop_back() {
+        if let Some(undone) = self.log.get(&rev).cloned() {
+            self.log.remove_mut(&rev);
             for change in &undone.changes {
                 let key = change.key();
                 let now_empty = match self.index.get_mut(key) {
@@ -280,7 +296,7 @@ impl Store {
                     None => false,
                 };
                 if now_empty {
-                    self.index.remove(key);
+                    self.index.remove_mut(key);
                 }
             }
         }
@@ -297,7 +313,11 @@ impl Store {
             return Err(EtcdError::FutureRevision);
         }
         self.compact_revision = revision;
-        self.index.retain(|_, versions| {
+        let keys: Vec<Vec<u8>> = self.index.keys().cloned().collect();
+        for key in keys {
+            let Some(versions) = self.index.get(&key) else {
+                continue;
+            };
             // Keep the newest version at or below the compaction point (the value a read at
             // `revision` sees) and everything after it; a tombstone below the point is
             // unreadable and goes too. A tombstone exactly at the point stays, as in etcd.
@@ -306,32 +326,101 @@ impl Store {
                 Some(i) if versions[i].kv.is_some() || versions[i].revision == revision => i,
                 _ => newer,
             };
-            versions.drain(..keep_from);
-            versions.shrink_to_fit();
-            !versions.is_empty()
-        });
-        while self.log.front().is_some_and(|c| c.revision < revision) {
-            self.log.pop_front();
+            if keep_from == versions.len() {
+                self.index.remove_mut(&key);
+            } else if keep_from > 0 {
+                if let Some(versions) = self.index.get_mut(&key) {
+                    versions.drain(..keep_from);
+                    versions.shrink_to_fit();
+                }
+            }
+        }
+        let old: Vec<i64> = self.log.range(..revision).map(|(rev, _)| *rev).collect();
+        for rev in old {
+            self.log.remove_mut(&rev);
         }
         Ok(())
     }
 
     /// The changes made at revisions `>= from`, in revision order (history still kept only).
     pub(crate) fn changes_since(&self, from: i64) -> impl Iterator<Item = &RevisionChanges> {
-        let start = self.log.partition_point(|c| c.revision < from);
-        self.log.range(start..)
+        self.log.range(from..).map(|(_, changes)| changes)
     }
 
     /// Number of keys with any retained version (live or tombstoned); for tests and inspection.
     #[cfg(test)]
     pub(crate) fn indexed_keys(&self) -> usize {
-        self.index.len()
+        self.index.size()
     }
 
     /// Number of versions retained over all keys; for tests and inspection.
     #[cfg(test)]
     pub(crate) fn retained_versions(&self) -> usize {
         self.index.values().map(Vec::len).sum()
+    }
+}
+
+/// What a snapshot keeps of a store (see `engine::snapshot`): everything a read or a watch can
+/// still reach.
+impl Store {
+    /// The live pairs older than the compaction point: all that compaction kept of the history
+    /// before it. Everything from the point on is in [`Store::changes_since`].
+    pub(crate) fn compacted_base(&self) -> impl Iterator<Item = &Arc<KeyValue>> {
+        let point = self.compact_revision;
+        self.index
+            .values()
+            .filter_map(|versions| versions.first())
+            .filter(move |v| v.revision < point)
+            .filter_map(|v| v.kv.as_ref())
+    }
+
+    /// Rebuilds a store from what [`Store::compacted_base`] and [`Store::changes_since`] gave
+    /// (the caller checked that revisions increase and stay within `revision`).
+    pub(crate) fn restore(
+        revision: i64,
+        compact_revision: i64,
+        base: Vec<KeyValue>,
+        log: Vec<RevisionChanges>,
+    ) -> Store {
+        let mut index: RedBlackTreeMapSync<Vec<u8>, Vec<Version>> = RedBlackTreeMapSync::new_sync();
+        let mut push = |key: &[u8], version: Version| match index.get_mut(key) {
+            Some(versions) => versions.push(version),
+            None => index.insert_mut(key.to_vec(), vec![version]),
+        };
+        for kv in base {
+            let kv = Arc::new(kv);
+            push(
+                &kv.key.clone(),
+                Version {
+                    revision: kv.mod_revision,
+                    kv: Some(kv),
+                },
+            );
+        }
+        let mut changes = RedBlackTreeMapSync::new_sync();
+        for entry in log {
+            for change in &entry.changes {
+                let kv = match change {
+                    Change::Put(kv) => Some(Arc::clone(kv)),
+                    Change::Delete { .. } => None,
+                };
+                push(
+                    change.key(),
+                    Version {
+                        revision: entry.revision,
+                        kv,
+                    },
+                );
+            }
+            changes.insert_mut(entry.revision, entry);
+        }
+        Store {
+            revision,
+            compact_revision,
+            index,
+            log: changes,
+            writing: None,
+        }
     }
 }
 

@@ -13,6 +13,8 @@ use crate::pb::etcdserverpb::{
     PutResponse, RangeRequest, RangeResponse, RangeStreamResponse, TxnRequest, TxnResponse,
 };
 
+use crate::engine::{put_cost, txn_cost, EtcdError};
+
 use super::Context;
 
 pub(crate) struct KvService {
@@ -33,13 +35,26 @@ impl Kv for KvService {
         &self,
         request: Request<RangeRequest>,
     ) -> Result<Response<RangeResponse>, Status> {
-        let mut resp = self.ctx.engine.range(request.get_ref())?;
+        // A learner serves only serializable reads: it cannot confirm it is up to date.
+        if !request.get_ref().serializable
+            && self.ctx.engine.is_learner(self.ctx.identity.member_id)
+        {
+            return Err(EtcdError::LearnerNotSupported.into());
+        }
+        let caller = self.ctx.caller(&request)?;
+        let mut resp = self.ctx.engine.range_as(&caller, request.get_ref())?;
         self.ctx.identity.fill(&mut resp.header, &self.ctx.engine);
         Ok(Response::new(resp))
     }
 
     async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
-        let mut resp = self.ctx.engine.put(request.get_ref())?;
+        // The quota comes before validation in etcd, so even an invalid put can get NOSPACE.
+        let cost = put_cost(request.get_ref());
+        self.ctx
+            .engine
+            .check_quota(cost, self.ctx.identity.member_id)?;
+        let caller = self.ctx.caller(&request)?;
+        let mut resp = self.ctx.engine.put_as(&caller, request.get_ref())?;
         self.ctx.identity.fill(&mut resp.header, &self.ctx.engine);
         Ok(Response::new(resp))
     }
@@ -48,13 +63,22 @@ impl Kv for KvService {
         &self,
         request: Request<DeleteRangeRequest>,
     ) -> Result<Response<DeleteRangeResponse>, Status> {
-        let mut resp = self.ctx.engine.delete_range(request.get_ref())?;
+        let caller = self.ctx.caller(&request)?;
+        let mut resp = self
+            .ctx
+            .engine
+            .delete_range_as(&caller, request.get_ref())?;
         self.ctx.identity.fill(&mut resp.header, &self.ctx.engine);
         Ok(Response::new(resp))
     }
 
     async fn txn(&self, request: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
-        let mut resp = self.ctx.engine.txn(request.get_ref())?;
+        let cost = txn_cost(request.get_ref());
+        self.ctx
+            .engine
+            .check_quota(cost, self.ctx.identity.member_id)?;
+        let caller = self.ctx.caller(&request)?;
+        let mut resp = self.ctx.engine.txn_as(&caller, request.get_ref())?;
         self.ctx.identity.fill(&mut resp.header, &self.ctx.engine);
         Ok(Response::new(resp))
     }
@@ -63,6 +87,7 @@ impl Kv for KvService {
         &self,
         request: Request<CompactionRequest>,
     ) -> Result<Response<CompactionResponse>, Status> {
+        self.ctx.admin(&request)?;
         let mut resp = self.ctx.engine.compact(request.get_ref())?;
         self.ctx.identity.fill(&mut resp.header, &self.ctx.engine);
         Ok(Response::new(resp))
@@ -76,6 +101,7 @@ impl Kv for KvService {
         &self,
         request: Request<RangeRequest>,
     ) -> Result<Response<Self::RangeStreamStream>, Status> {
+        let caller = self.ctx.caller(&request)?;
         let r = request.get_ref();
         let custom_order = match (
             SortOrder::try_from(r.sort_order),
@@ -90,7 +116,9 @@ impl Kv for KvService {
             || r.max_mod_revision != 0
             || r.min_create_revision != 0
             || r.max_create_revision != 0;
-        let mut resp = self.ctx.engine.range(r)?;
+        // Plain validation first (empty key, unknown enums), then RangeStream's own refusals,
+        // then the read.
+        self.ctx.engine.check_range(r)?;
         if custom_order {
             return Err(Status::unimplemented(
                 "RangeStream does not support custom sort orders",
@@ -101,6 +129,7 @@ impl Kv for KvService {
                 "RangeStream does not support revision filters",
             ));
         }
+        let mut resp = self.ctx.engine.range_as(&caller, r)?;
         self.ctx.identity.fill(&mut resp.header, &self.ctx.engine);
         let chunks = chunk(resp, self.ctx.engine.max_request_bytes());
         Ok(Response::new(Box::pin(tokio_stream::iter(

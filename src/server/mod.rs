@@ -1,26 +1,49 @@
-//! The gRPC transport: one thin file per etcd service, each validating nothing itself but
-//! calling the engine and filling response headers. This module starts a server on its own
-//! thread and runtime, so it serves whatever runtime (or none) the test uses, and stops it.
+//! The transport: one thin file per etcd service, each calling the engine and filling response
+//! headers, and the server that carries them.
+//!
+//! One server is one thread with a current-thread runtime, so it serves whatever runtime (or
+//! none) the test uses. It serves one endpoint per started member of the simulated cluster;
+//! each endpoint is its own listener whose services answer as that member (its ID in headers,
+//! learner restrictions), and endpoints come and go at run time as members start or are
+//! removed. Every endpoint speaks gRPC over h2c and etcd's HTTP/1.1 endpoints on the same port,
+//! as etcd's client port does.
 
+mod auth;
+mod cluster;
+mod election;
+mod etcdhttp;
+mod hooks;
 mod kv;
+mod lease;
+mod lock;
+mod maintenance;
+mod metrics;
 mod oversize;
-mod unimplemented;
+#[cfg(feature = "tls")]
+mod tls;
 mod watch;
 
-pub(crate) use watch::DEFAULT_PROGRESS_INTERVAL;
-
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::mpsc;
+use std::pin::Pin;
+use std::sync::{mpsc, Arc, Mutex};
+use std::task::{Context as TaskContext, Poll};
 use std::thread;
 use std::time::Duration;
 
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
 use tokio::sync::oneshot;
-use tokio_stream::wrappers::TcpListenerStream;
-use tokio_stream::StreamExt;
-use tonic::transport::Server;
+use tokio_util::sync::CancellationToken;
+use tonic::body::Body;
+use tonic::service::Routes;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, EtcdError};
 use crate::pb::etcdserverpb::{
     auth_server::AuthServer, cluster_server::ClusterServer, kv_server::KvServer,
     lease_server::LeaseServer, maintenance_server::MaintenanceServer, watch_server::WatchServer,
@@ -29,35 +52,33 @@ use crate::pb::etcdserverpb::{
 use crate::pb::v3electionpb::election_server::ElectionServer;
 use crate::pb::v3lockpb::lock_server::LockServer;
 
-/// Who this server says it is in every response header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Identity {
-    pub(crate) cluster_id: u64,
-    pub(crate) member_id: u64,
-    pub(crate) raft_term: u64,
-}
+pub(crate) use hooks::{is_known_method, Hooks};
+pub(crate) use metrics::Metrics;
+#[cfg(feature = "tls")]
+pub(crate) use tls::{Tls, TlsError};
+pub(crate) use watch::DEFAULT_PROGRESS_INTERVAL;
 
-impl Default for Identity {
-    /// The IDs of a single etcd started with default flags (name `default`, peer URL
-    /// `http://localhost:2380`, token `etcd-cluster`), and the raft term such a node has after
-    /// bootstrapping, so headers look like a fresh real etcd's.
-    fn default() -> Self {
-        Identity {
-            cluster_id: 0xcdf8_1819_4e3a_8c32,
-            member_id: 0x8e9e_05c5_2164_694d,
-            raft_term: 2,
-        }
-    }
+/// Who answers: the member whose endpoint a request came in on. Cluster ID and raft term are
+/// read from the engine at each answer, since leader moves and removals change the term.
+#[derive(Debug, Clone)]
+pub(crate) struct Identity {
+    pub(crate) member_id: u64,
+    engine: Engine,
 }
 
 impl Identity {
+    pub(crate) fn new(member_id: u64, engine: Engine) -> Self {
+        Identity { member_id, engine }
+    }
+
     /// A top-level response header at `revision`, as etcd fills it.
     pub(crate) fn header(&self, revision: i64) -> ResponseHeader {
+        let (cluster_id, raft_term) = self.engine.header_ids();
         ResponseHeader {
-            cluster_id: self.cluster_id,
+            cluster_id,
             member_id: self.member_id,
             revision,
-            raft_term: self.raft_term,
+            raft_term,
         }
     }
 
@@ -74,39 +95,119 @@ impl Identity {
     }
 }
 
-/// What the services share.
+/// What the services of one endpoint share.
 #[derive(Debug, Clone)]
 pub(crate) struct Context {
     pub(crate) engine: Engine,
     pub(crate) identity: Identity,
     pub(crate) max_message_bytes: usize,
+    /// The server's endpoints, so that MemberRemove can stop the removed member's.
+    pub(crate) endpoints: Endpoints,
+    pub(crate) metrics: Arc<Metrics>,
     /// How often watchers that asked for progress notifications get one.
     pub(crate) progress_interval: Duration,
+    /// Faults, the request log and the watcher registry, shared by every endpoint.
+    pub(crate) hooks: Arc<Hooks>,
 }
 
-/// A server running on its own thread. Stopping it (or dropping it) ends every connection and
-/// stream and frees the port.
+/// How endpoints carry their connections: plaintext, or (feature `tls`) TLS for every endpoint
+/// of a server, its forks' included.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Transport {
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<Arc<Tls>>,
+}
+
+impl Transport {
+    /// The scheme of the endpoints' URLs.
+    pub(crate) fn scheme(&self) -> &'static str {
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            return "https";
+        }
+        "http"
+    }
+}
+
+/// One member's listener.
+#[derive(Debug)]
+struct Endpoint {
+    addr: SocketAddr,
+    stop: CancellationToken,
+}
+
+/// The endpoints being served, by member ID.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Endpoints(Arc<Mutex<BTreeMap<u64, Endpoint>>>);
+
+impl Endpoints {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Endpoint>> {
+        // The map is only inserted into and removed from: always consistent.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Stops serving member `id`: its listener closes at once, its connections shortly after
+    /// (so that an answer in flight, such as the MemberRemove that removed it, still goes out).
+    pub(crate) fn stop(&self, id: u64) {
+        if let Some(endpoint) = self.lock().remove(&id) {
+            endpoint.stop.cancel();
+        }
+    }
+
+    /// Every served address, in member ID order.
+    pub(crate) fn addrs(&self) -> Vec<SocketAddr> {
+        self.lock().values().map(|e| e.addr).collect()
+    }
+}
+
+/// A server running on its own thread. Stopping it (or dropping it) ends every endpoint,
+/// connection and stream, and frees the ports.
 #[derive(Debug)]
 pub(crate) struct Running {
-    addr: SocketAddr,
+    runtime: tokio::runtime::Handle,
+    transport: Transport,
+    endpoints: Endpoints,
     stop: Option<oneshot::Sender<()>>,
-    done: mpsc::Receiver<()>,
+    /// In a mutex only so that the guard is `Sync` (a test binary may share one server).
+    done: Mutex<mpsc::Receiver<()>>,
     thread: Option<thread::JoinHandle<()>>,
+}
+
+/// A cheap handle on a running server's runtime.
+#[derive(Debug, Clone)]
+pub(crate) struct RunningHandle {
+    runtime: tokio::runtime::Handle,
+}
+
+impl RunningHandle {
+    /// Serves one in-memory connection (the server's half of a duplex pipe) as `ctx`'s member:
+    /// the same services as a TCP endpoint, with no port. It ends with the server.
+    pub(crate) fn serve_in_memory(&self, io: tokio::io::DuplexStream, ctx: Context) {
+        let service = MemberService::new(ctx);
+        self.runtime.spawn(async move {
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let _ = builder
+                .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service))
+                .await;
+        });
+    }
 }
 
 /// How long a stop waits for the server thread before leaving it behind.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a stopped endpoint's connections may finish what they were sending.
+const ENDPOINT_GRACE: Duration = Duration::from_millis(100);
 
 impl Running {
-    /// Serves `ctx` on `listener` (already bound, so no other process can take the port).
-    pub(crate) fn start(listener: TcpListener, ctx: Context) -> io::Result<Running> {
-        let addr = listener.local_addr()?;
-        listener.set_nonblocking(true)?;
-        let (stop_tx, stop_rx) = oneshot::channel();
+    /// Starts the server thread, with no endpoint yet; endpoints will use `transport`.
+    pub(crate) fn start(transport: Transport) -> io::Result<Running> {
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (ready_tx, ready_rx) = mpsc::channel();
         let (done_tx, done_rx) = mpsc::channel();
         let thread = thread::Builder::new()
-            .name(format!("test-etcd-{}", addr.port()))
+            .name("test-etcd".to_owned())
             .spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
@@ -118,41 +219,75 @@ impl Running {
                         return;
                     }
                 };
+                let _ = ready_tx.send(Ok(runtime.handle().clone()));
                 runtime.block_on(async move {
-                    let listener = match tokio::net::TcpListener::from_std(listener) {
-                        Ok(listener) => listener,
-                        Err(err) => {
-                            let _ = ready_tx.send(Err(err));
-                            return;
-                        }
-                    };
-                    let _ = ready_tx.send(Ok(()));
-                    tokio::select! {
-                        _ = serve(listener, ctx) => {}
-                        _ = stop_rx => {}
-                    }
+                    let _ = stop_rx.await;
                 });
-                // Dropping the runtime here cancels every connection and stream task, which
-                // closes their sockets: nothing of this server outlives this thread.
+                // Dropping the runtime here cancels every endpoint, connection and stream
+                // task, which closes their sockets: nothing of this server outlives the thread.
                 drop(runtime);
                 let _ = done_tx.send(());
             })?;
-        match ready_rx.recv() {
-            Ok(Ok(())) => {}
+        let runtime = match ready_rx.recv() {
+            Ok(Ok(handle)) => handle,
             Ok(Err(err)) => return Err(err),
             Err(_) => return Err(io::Error::other("the server thread ended before serving")),
-        }
+        };
         Ok(Running {
-            addr,
+            runtime,
+            transport,
+            endpoints: Endpoints::default(),
             stop: Some(stop_tx),
-            done: done_rx,
+            done: Mutex::new(done_rx),
             thread: Some(thread),
         })
     }
 
-    /// The address the server listens on.
-    pub(crate) fn addr(&self) -> SocketAddr {
-        self.addr
+    /// How the endpoints carry connections.
+    pub(crate) fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
+    /// The endpoints, for contexts and the guard.
+    pub(crate) fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
+    }
+
+    /// Serves `ctx`'s member on `listener` (already bound, so no other process can take the
+    /// port) until the member is stopped or the server is.
+    pub(crate) fn serve(&self, listener: TcpListener, ctx: Context) -> io::Result<SocketAddr> {
+        let addr = listener.local_addr()?;
+        listener.set_nonblocking(true)?;
+        let listener = {
+            // Registering with the reactor needs the runtime's context.
+            let _entered = self.runtime.enter();
+            tokio::net::TcpListener::from_std(listener)?
+        };
+        let stop = CancellationToken::new();
+        self.endpoints.lock().insert(
+            ctx.identity.member_id,
+            Endpoint {
+                addr,
+                stop: stop.clone(),
+            },
+        );
+        let service = MemberService::new(ctx);
+        self.runtime
+            .spawn(accept(listener, service, self.transport.clone(), stop));
+        Ok(addr)
+    }
+
+    /// A handle to reach the server's runtime, for in-memory connections.
+    pub(crate) fn handle(&self) -> RunningHandle {
+        RunningHandle {
+            runtime: self.runtime.clone(),
+        }
+    }
+
+    /// Runs the lease expiry task of `engine` on this server's runtime, so that it stops with the
+    /// server.
+    pub(crate) fn run_expiry(&self, engine: Engine) {
+        self.runtime.spawn(crate::engine::run_expiry(engine));
     }
 
     /// Stops the server and waits (a bounded time) until its thread has ended.
@@ -161,7 +296,11 @@ impl Running {
             let _ = stop.send(());
         }
         if let Some(thread) = self.thread.take() {
-            if self.done.recv_timeout(STOP_TIMEOUT).is_ok() {
+            let done = self
+                .done
+                .get_mut()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if done.recv_timeout(STOP_TIMEOUT).is_ok() {
                 let _ = thread.join();
             }
         }
@@ -174,39 +313,253 @@ impl Drop for Running {
     }
 }
 
-async fn serve(listener: tokio::net::TcpListener, ctx: Context) {
+async fn accept(
+    listener: tokio::net::TcpListener,
+    service: MemberService,
+    transport: Transport,
+    stop: CancellationToken,
+) {
+    let connections = CancellationToken::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        // An accept error concerns one connection (e.g. out of fds for a moment): go on.
+        let Ok((stream, _)) = accepted else { continue };
+        // Requests are small and answered at once: Nagle's algorithm would hold them back.
+        let _ = stream.set_nodelay(true);
+        let service = service.clone();
+        let closed = connections.clone();
+        // `TestEtcd::end_streams` and restarts close every connection through this token.
+        let (dropped, open) = service.ctx.hooks.connection();
+        let transport = transport.clone();
+        tokio::spawn(async move {
+            let _open = open;
+            tokio::select! {
+                _ = serve_connection(stream, service, transport) => {}
+                _ = closed.cancelled() => {}
+                _ = dropped.cancelled() => {}
+            }
+        });
+    }
+    drop(listener);
+    tokio::time::sleep(ENDPOINT_GRACE).await;
+    connections.cancel();
+}
+
+/// Serves one accepted connection, after its TLS handshake if the endpoint serves TLS.
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    service: MemberService,
+    transport: Transport,
+) {
+    #[cfg(feature = "tls")]
+    if let Some(tls) = &transport.tls {
+        if let Some((stream, common_name)) = tls.accept(stream).await {
+            let service = MemberService {
+                peer: common_name,
+                ..service
+            };
+            serve_io(stream, service).await;
+        }
+        return;
+    }
+    let _ = transport;
+    serve_io(stream, service).await;
+}
+
+/// HTTP/1.1 or HTTP/2, whichever the client speaks.
+async fn serve_io<I>(io: I, service: MemberService)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let _ = builder
+        .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service))
+        .await;
+}
+
+/// The gRPC services of one member, as tonic routes them.
+fn routes(ctx: &Context) -> Routes {
     let limit = ctx.max_message_bytes;
-    // Requests are small and answered at once: Nagle's algorithm would hold them back.
-    let incoming = TcpListenerStream::new(listener).map(|conn| {
-        conn.inspect(|stream| {
-            let _ = stream.set_nodelay(true);
-        })
-    });
-    let result = Server::builder()
-        .layer(tower::util::MapResponseLayer::new(oversize::as_grpc_go))
-        .add_service(
-            KvServer::new(kv::KvService::new(ctx.clone())).max_decoding_message_size(limit),
-        )
+    Routes::new(KvServer::new(kv::KvService::new(ctx.clone())).max_decoding_message_size(limit))
         .add_service(
             WatchServer::new(watch::WatchService::new(ctx.clone()))
                 .max_decoding_message_size(limit),
         )
         .add_service(
-            LeaseServer::new(unimplemented::Unimplemented).max_decoding_message_size(limit),
+            LeaseServer::new(lease::LeaseService::new(ctx.clone()))
+                .max_decoding_message_size(limit),
         )
         .add_service(
-            ClusterServer::new(unimplemented::Unimplemented).max_decoding_message_size(limit),
+            ClusterServer::new(cluster::ClusterService::new(ctx.clone()))
+                .max_decoding_message_size(limit),
         )
         .add_service(
-            MaintenanceServer::new(unimplemented::Unimplemented).max_decoding_message_size(limit),
+            MaintenanceServer::new(maintenance::MaintenanceService::new(ctx.clone()))
+                .max_decoding_message_size(limit),
         )
-        .add_service(AuthServer::new(unimplemented::Unimplemented).max_decoding_message_size(limit))
-        .add_service(LockServer::new(unimplemented::Unimplemented).max_decoding_message_size(limit))
         .add_service(
-            ElectionServer::new(unimplemented::Unimplemented).max_decoding_message_size(limit),
+            AuthServer::new(auth::AuthService::new(ctx.clone())).max_decoding_message_size(limit),
         )
-        .serve_with_incoming(incoming)
-        .await;
-    // Serving ends only if the listener fails; the guard sees the server stop answering.
-    let _ = result;
+        .add_service(
+            LockServer::new(lock::LockService::new(ctx.clone())).max_decoding_message_size(limit),
+        )
+        .add_service(
+            ElectionServer::new(election::ElectionService::new(ctx.clone()))
+                .max_decoding_message_size(limit),
+        )
+        .prepare()
+}
+
+/// What a learner still serves (spec §0.3): Status, Snapshot and, checked by the KV service,
+/// a serializable Range.
+fn learner_may_call(path: &str) -> bool {
+    matches!(
+        path,
+        "/etcdserverpb.Maintenance/Status"
+            | "/etcdserverpb.Maintenance/Snapshot"
+            | "/etcdserverpb.KV/Range"
+    )
+}
+
+/// How a refused request reads to a client: what grpc-go reports when it cannot connect to an
+/// etcd that is down.
+fn refused(ctx: &Context) -> tonic::Status {
+    let addr = ctx
+        .endpoints
+        .lock()
+        .get(&ctx.identity.member_id)
+        .map(|e| e.addr.to_string())
+        .unwrap_or_default();
+    tonic::Status::unavailable(format!(
+        "connection error: desc = \"transport: Error while dialing: dial tcp {addr}: \
+         connect: connection refused\""
+    ))
+}
+
+/// One member's endpoint: HTTP/1.x requests go to etcd's HTTP handlers, HTTP/2 to gRPC.
+#[derive(Clone)]
+struct MemberService {
+    grpc: Routes,
+    ctx: Context,
+    /// The common name of the connection's verified client certificate, with client
+    /// certificate auth on.
+    peer: Option<Arc<str>>,
+}
+
+impl MemberService {
+    /// A call with a fault or the request log in its way: delayed, failed or recorded as planned.
+    fn faulty_call(
+        &self,
+        request: http::Request<Incoming>,
+        plan: hooks::Plan,
+        hooks: Arc<hooks::Hooks>,
+        path: String,
+    ) -> impl Future<Output = Result<http::Response<Body>, Infallible>> + Send + 'static {
+        let request = if plan.record {
+            request.map(|body| Body::new(hooks::Tap::new(body, Arc::clone(&hooks), path.clone())))
+        } else {
+            request.map(Body::new)
+        };
+        // Routes are always ready, so a clone can serve the call after the delay.
+        let mut grpc = self.grpc.clone();
+        async move {
+            if !plan.delay.is_zero() {
+                // On the server's runtime, which a test's paused tokio clock does not stop.
+                tokio::time::sleep(plan.delay).await;
+            }
+            if let Some(fault) = plan.fail {
+                hooks.record_unread(&path);
+                return Ok(fault.status().into_http());
+            }
+            tower::Service::call(&mut grpc, request).await
+        }
+    }
+    fn new(ctx: Context) -> Self {
+        MemberService {
+            grpc: routes(&ctx),
+            ctx,
+            peer: None,
+        }
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = Result<T, Infallible>> + Send>>;
+type GrpcFuture = BoxFuture<http::Response<Body>>;
+
+impl tower::Service<http::Request<Incoming>> for MemberService {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Infallible>> {
+        tower::Service::<http::Request<Incoming>>::poll_ready(&mut self.grpc, cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<Incoming>) -> Self::Future {
+        if let Some(common_name) = &self.peer {
+            request
+                .extensions_mut()
+                .insert(auth::PeerCommonName(Arc::clone(common_name)));
+        }
+        // etcd's client port sends HTTP/1.x to its HTTP mux and HTTP/2 to gRPC.
+        if request.version() < http::Version::HTTP_2 {
+            let response = etcdhttp::respond(&self.ctx, &request);
+            return Box::pin(async move { Ok(response) });
+        }
+        let path = request.uri().path().to_owned();
+        let counted = self.ctx.metrics.started(&path);
+        if self.ctx.engine.is_learner(self.ctx.identity.member_id) && !learner_may_call(&path) {
+            let status = tonic::Status::from(EtcdError::LearnerNotSupported);
+            let response = counted.finish(status.into_http());
+            return Box::pin(async move { Ok(response) });
+        }
+        let hooks = Arc::clone(&self.ctx.hooks);
+        let plan = hooks.plan(&path);
+        if plan.refuse {
+            hooks.record_unread(&path);
+            let status = refused(&self.ctx);
+            let response = counted.finish(status.into_http());
+            return Box::pin(async move { Ok(response) });
+        }
+        let future: GrpcFuture = if plan.delay.is_zero() && plan.fail.is_none() && !plan.record {
+            // No fault and no log: the request goes straight to its service.
+            Box::pin(self.grpc.call(request))
+        } else {
+            Box::pin(self.faulty_call(request, plan, hooks, path))
+        };
+        let future = CatchPanic(future);
+        Box::pin(async move {
+            let response = match future.await {
+                Ok(response) => response?,
+                // A bug in one handler fails that request, never the server.
+                Err(()) => {
+                    tonic::Status::internal("test-etcd: the request handler panicked").into_http()
+                }
+            };
+            Ok(counted.finish(oversize::as_grpc_go(response)))
+        })
+    }
+}
+
+/// Runs a request's future, turning a panic inside it into `Err(())` for that request alone.
+struct CatchPanic<F>(F);
+
+impl<F: Future + Unpin> Future for CatchPanic<F> {
+    type Output = Result<F::Output, ()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let inner = &mut self.0;
+        // The engine's state stays consistent across a panic (writes commit or roll back
+        // under its lock, and a poisoned lock is recovered), so going on is safe.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Pin::new(&mut *inner).poll(cx)
+        })) {
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(Err(())),
+        }
+    }
 }

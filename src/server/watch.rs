@@ -15,7 +15,7 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::engine::{KeyRange, RevisionEvents, WatchFilter, WatchRead};
+use crate::engine::{Access, KeyRange, RevisionEvents, WatchFilter, WatchRead};
 use crate::pb::etcdserverpb::{
     watch_create_request::FilterType, watch_request::RequestUnion, watch_server::Watch,
     WatchCreateRequest, WatchRequest, WatchResponse,
@@ -54,8 +54,15 @@ impl Watch for WatchService {
         request: Request<Streaming<WatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let credentials = super::auth::Credentials::of(&request);
+        // Counted with the connections, so that ending them waits until this stream is gone.
+        let (stop, open) = self.ctx.hooks.connection();
         let stream = WatchStream {
+            stop,
+            _open: open,
+            stream_id: self.ctx.hooks.new_stream(),
             ctx: self.ctx.clone(),
+            credentials,
             tx,
             watchers: BTreeMap::new(),
             next_auto_id: 0,
@@ -88,16 +95,33 @@ struct Watcher {
 struct Closed;
 
 struct WatchStream {
+    /// Cancelled when the test ends every connection (`TestEtcd::end_streams`, restarts).
+    stop: tokio_util::sync::CancellationToken,
+    /// Keeps the stream counted as open until it is dropped.
+    _open: super::hooks::OpenConnection,
+    /// Names this stream's watchers in the server's registry (`TestEtcd::watchers`).
+    stream_id: u64,
     ctx: Context,
+    /// The token (or client certificate) the stream was opened with; each create is checked
+    /// with it.
+    credentials: super::auth::Credentials,
     tx: Outbound,
     watchers: BTreeMap<i64, Watcher>,
     next_auto_id: i64,
     progress_requested: bool,
 }
 
+impl Drop for WatchStream {
+    fn drop(&mut self) {
+        // However the stream ended, its watchers are no longer open.
+        self.ctx.hooks.stream_closed(self.stream_id);
+    }
+}
+
 impl WatchStream {
     async fn run(mut self, mut inbound: Streaming<WatchRequest>) {
         let mut revisions = self.ctx.engine.subscribe();
+        let mut compact_signal = self.ctx.hooks.compact_signal();
         let interval = self.ctx.progress_interval;
         let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -124,6 +148,8 @@ impl WatchStream {
                     }
                 },
                 changed = revisions.changed() => changed.map_err(|_| Closed),
+                // `TestEtcd::cancel_watches_compacted`.
+                Ok(()) = compact_signal.changed() => self.cancel_all_compacted().await,
                 // Room again in the buffer for watchers that are behind.
                 permit = tx.reserve(), if behind => permit.map(drop).map_err(|_| Closed),
                 _ = ticks.tick() => {
@@ -131,11 +157,34 @@ impl WatchStream {
                     Ok(())
                 }
                 () = tx.closed() => Err(Closed),
+                () = self.stop.cancelled() => Err(Closed),
             };
             if step.is_err() {
                 return;
             }
         }
+    }
+
+    /// Cancels every watcher as one that compaction overtook, at the current revision.
+    async fn cancel_all_compacted(&mut self) -> Result<(), Closed> {
+        let compact_revision = self.ctx.engine.revision();
+        let ids: Vec<i64> = self.watchers.keys().copied().collect();
+        for id in ids {
+            self.watchers.remove(&id);
+            self.ctx.hooks.watcher_closed(self.stream_id, id);
+            // etcd sends a compaction cancel with header revision 0, as `deliver` does.
+            let mut header = self.ctx.identity.header(0);
+            header.revision = 0;
+            self.send(WatchResponse {
+                header: Some(header),
+                watch_id: id,
+                canceled: true,
+                compact_revision,
+                ..Default::default()
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     fn any_behind(&self) -> bool {
@@ -173,7 +222,22 @@ impl WatchStream {
             create.key
         };
         let unbounded = create.range_end == [0];
-        let refusal = if create.start_revision < 0 {
+        let allowed = self.ctx.identify(&self.credentials).and_then(|caller| {
+            let end = if create.range_end.is_empty() {
+                &[][..]
+            } else {
+                &create.range_end
+            };
+            self.ctx
+                .engine
+                .auth(|auth| auth.check_range(&caller, &key, end, Access::Read))
+        });
+        let denied = allowed
+            .err()
+            .map(|err| crate::rpctypes::go_status_text(&err));
+        let refusal = if let Some(denied) = denied.as_deref() {
+            Some(denied)
+        } else if create.start_revision < 0 {
             Some("etcdserver: mvcc: required revision has been compacted")
         } else if !create.range_end.is_empty() && !unbounded && key >= create.range_end {
             Some("mvcc: watcher range is empty")
@@ -214,6 +278,15 @@ impl WatchStream {
             no_delete: create.filters.contains(&(FilterType::Nodelete as i32)),
             prev_kv: create.prev_kv,
         };
+        self.ctx.hooks.watcher_opened(
+            self.stream_id,
+            crate::faults::WatcherInfo {
+                id,
+                key: key.clone(),
+                range_end: create.range_end.clone(),
+                start_revision: create.start_revision,
+            },
+        );
         self.watchers.insert(
             id,
             Watcher {
@@ -242,6 +315,7 @@ impl WatchStream {
         if self.watchers.remove(&id).is_none() {
             return Ok(());
         }
+        self.ctx.hooks.watcher_closed(self.stream_id, id);
         let current = self.ctx.engine.revision();
         self.send(WatchResponse {
             header: self.header(current),
@@ -324,6 +398,7 @@ impl WatchStream {
             {
                 WatchRead::Compacted { compact_revision } => {
                     self.watchers.remove(&id);
+                    self.ctx.hooks.watcher_closed(self.stream_id, id);
                     let mut header = self.ctx.identity.header(0);
                     header.revision = 0;
                     permit.send(Ok(WatchResponse {

@@ -15,7 +15,13 @@ async fn serves_a_fixture_until_sigterm() {
             "--fixture",
             fixture,
         ])
-        .args(["--name=ci", "--max-txn-ops", "64"])
+        .args([
+            "--name=ci",
+            "--max-txn-ops",
+            "64",
+            "--auth-token-ttl=60",
+            "--bcrypt-cost=4",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -68,4 +74,18 @@ fn a_bad_fixture_fails_with_its_location() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/fixture.json"));
+}
+
+#[test]
+fn auth_token_ttl_takes_whole_seconds() {
+    let out = Command::new(BIN)
+        .args(["--auth-token-ttl", "5m"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("flag --auth-token-ttl needs a number, got \"5m\""),
+        "{stderr}"
+    );
 }

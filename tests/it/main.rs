@@ -1,10 +1,26 @@
 //! Integration tests: a real etcd client (`etcd-client`) against `TestEtcd` over gRPC.
 
+mod auth;
+mod auth_matrix;
+mod bad_input;
 mod cli;
+mod cluster;
+mod cookbook;
+mod election;
+mod faults;
+mod fork;
 mod guard;
+mod history;
+mod http;
+mod in_memory;
 mod kv;
+mod lease;
+mod lock;
+mod maintenance;
 mod raw;
 mod real;
+mod rstest_fixtures;
+mod tls;
 mod txn;
 mod watch;
 mod watch_stress;

@@ -3,13 +3,11 @@
 use etcd_client::{PutOptions, Txn, TxnOp};
 use tonic::Code;
 
-use crate::pb::etcdserverpb::{
-    kv_client::KvClient, lease_client::LeaseClient, LeaseGrantRequest, RangeRequest,
-};
+use crate::pb::etcdserverpb::{kv_client::KvClient, RangeRequest};
 use crate::{client, status};
 use test_etcd::TestEtcd;
 
-async fn channel(etcd: &TestEtcd) -> tonic::transport::Channel {
+pub(crate) async fn channel(etcd: &TestEtcd) -> tonic::transport::Channel {
     tonic::transport::Endpoint::from_shared(etcd.endpoint())
         .unwrap()
         .connect()
@@ -34,21 +32,6 @@ async fn unknown_sort_enums_are_invalid_sort_option() {
             (Code::InvalidArgument, "etcdserver: invalid sort option")
         );
     }
-}
-
-#[tokio::test]
-async fn services_not_built_yet_answer_unimplemented() {
-    let etcd = TestEtcd::start();
-    let mut lease = LeaseClient::new(channel(&etcd).await);
-    let err = lease
-        .lease_grant(LeaseGrantRequest { ttl: 10, id: 0 })
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::Unimplemented);
-    assert_eq!(
-        err.message(),
-        "unknown method LeaseGrant for service etcdserverpb.Lease"
-    );
 }
 
 #[tokio::test]

@@ -261,16 +261,98 @@ fn a_local_cluster_serves_every_member() {
 }
 
 #[test]
-fn several_members_need_the_real_backend() {
-    let err = TestEtcd::builder()
+fn members_on_the_embedded_backend_are_simulated() {
+    // One `members` option: real processes on the real backend, simulated members here.
+    let etcd = TestEtcd::builder()
         .backend(Backend::Embedded)
         .members(3)
         .start()
-        .unwrap_err();
-    assert!(
-        matches!(err, Error::NeedsReal { option: "members" }),
-        "{err}"
+        .unwrap();
+    assert_eq!(etcd.endpoints().len(), 3);
+}
+
+#[test]
+fn embedded_only_builder_options_need_the_embedded_backend() {
+    let cases: Vec<(&str, TestEtcdBuilder)> = vec![
+        ("manual_clock", real().manual_clock()),
+        ("record_requests", real().record_requests()),
+        ("version", real().version("3.6.5")),
+        ("quota_backend_bytes", real().quota_backend_bytes(64 * 1024)),
+        ("restore_snapshot", real().restore_snapshot(Vec::new())),
+        (
+            "auth_token_ttl",
+            real().auth_token_ttl(Duration::from_secs(5)),
+        ),
+        ("tls", real().tls()),
+        (
+            "fixture leases",
+            real().fixture_str(
+                r#"{"leases": [{"name": "s", "ttl": 30}],
+                    "kvs": [{"key": "/k", "value": "v", "lease": "s"}]}"#,
+            ),
+        ),
+    ];
+    for (name, builder) in cases {
+        let err = builder.start().unwrap_err();
+        assert!(
+            matches!(err, Error::NeedsEmbedded { option } if option == name),
+            "{name}: {err}"
+        );
+    }
+}
+
+#[test]
+fn embedded_only_methods_refuse_or_answer_empty_on_a_real_etcd() {
+    let etcd = real().fixture_str(r#"{"k": "v"}"#).start().unwrap();
+    let needs = |err: Error, name: &str| {
+        assert!(
+            matches!(err, Error::NeedsEmbedded { option } if option == name),
+            "{name}: {err}"
+        );
+    };
+    needs(etcd.fork().unwrap_err(), "fork");
+    needs(etcd.start_member(1, "x").unwrap_err(), "start_member");
+    needs(
+        etcd.delay("KV/Put", Duration::from_millis(1)).unwrap_err(),
+        "delay",
     );
+    needs(
+        etcd.fail_next("KV/Put", 1, test_etcd::EtcdFault::LeaderChanged)
+            .unwrap_err(),
+        "fail_next",
+    );
+    needs(
+        etcd.write_fixture(std::env::temp_dir().join("test-etcd-never.json"))
+            .unwrap_err(),
+        "write_fixture",
+    );
+    needs(
+        etcd.client_certificate("alice").unwrap_err(),
+        "client_certificate",
+    );
+    assert!(etcd.range("").is_empty());
+    assert!(etcd.leases().is_empty());
+    assert!(etcd.watchers().is_empty());
+    assert!(etcd.requests().is_empty());
+    assert!(etcd.snapshot().is_empty());
+    assert!(etcd.ca_pem().is_none());
+    assert!(etcd.dump().is_null());
+    // Inert: nothing happens to the real etcd.
+    drop(etcd.refuse_requests());
+    etcd.advance(Duration::from_secs(60));
+    etcd.restart();
+    assert_eq!(etcd.get("k").as_deref(), Some("v"));
+}
+
+#[tokio::test]
+async fn in_memory_channel_on_a_real_etcd_is_a_tcp_channel() {
+    let etcd = real().fixture_str(r#"{"k": "v"}"#).start().unwrap();
+    let channel = etcd.in_memory_channel().await;
+    let mut client = etcd_client::Client::from_channel(etcd_client::Channel::Tonic(channel), None)
+        .await
+        .unwrap();
+    let resp = client.get("k", None).await.unwrap();
+    assert_eq!(resp.kvs()[0].value(), b"v");
 }
 
 #[test]

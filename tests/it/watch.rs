@@ -454,3 +454,48 @@ async fn fragments_split_large_catch_up_responses() {
     assert_eq!((second.events.len(), second.fragment), (2, false));
     assert_eq!(first.header, second.header);
 }
+
+#[tokio::test]
+async fn lease_expiry_and_revoke_show_as_delete_events_in_one_response() {
+    let etcd = TestEtcd::builder().manual_clock().start().unwrap();
+    let mut c = client(&etcd).await;
+    let lease = c.lease_grant(10, None).await.unwrap().id();
+    for k in ["s/a", "s/b"] {
+        c.put(k, "v", Some(PutOptions::new().with_lease(lease)))
+            .await
+            .unwrap();
+    }
+    let other = c.lease_grant(10, None).await.unwrap().id();
+    c.put("s/c", "v", Some(PutOptions::new().with_lease(other)))
+        .await
+        .unwrap();
+    let mut stream = c
+        .watch("s/", Some(WatchOptions::new().with_prefix()))
+        .await
+        .unwrap();
+    next(&mut stream).await;
+    c.lease_revoke(other).await.unwrap();
+    let revoked = next(&mut stream).await;
+    assert_eq!(
+        summary(&revoked),
+        [(EventType::Delete, "s/c".into(), "".into())]
+    );
+    etcd.advance(Duration::from_secs(10));
+    let expired = next(&mut stream).await;
+    let keys: Vec<_> = summary(&expired)
+        .into_iter()
+        .map(|(t, k, _)| (t, k))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            (EventType::Delete, "s/a".into()),
+            (EventType::Delete, "s/b".into())
+        ]
+    );
+    assert_eq!(
+        expired.header().unwrap().revision(),
+        etcd.revision(),
+        "both keys in one revision"
+    );
+}

@@ -1,0 +1,622 @@
+//! test-etcd next to a real etcd and a do-nothing tonic server (the ceiling for this client on
+//! this machine), in one run, interleaved: `cargo bench --bench compare`.
+//!
+//! Prints a table of figures and ratios (ours / ceiling, ours / etcd) and writes it to
+//! `target/bench-compare.md`. Run by `cargo test` (a debug build, without `--bench`), it does a
+//! smoke run with tiny sizes so that the harness keeps building and working.
+
+use std::fmt::Write as _;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use etcd_client::{Client, GetOptions, Txn, TxnOp};
+use test_etcd::TestEtcd;
+
+#[allow(dead_code, unused_qualifications, clippy::all)]
+#[path = "../src/pb/mod.rs"]
+mod pb;
+
+/// Sizes of one run.
+#[derive(Clone, Copy)]
+struct Sizes {
+    /// How long each throughput cell runs.
+    cell: Duration,
+    concurrency: &'static [usize],
+    range_keys: usize,
+    range_rounds: usize,
+    fixture_keys: usize,
+    idle_servers: usize,
+    watch_puts: usize,
+}
+
+const FULL: Sizes = Sizes {
+    cell: Duration::from_secs(2),
+    concurrency: &[1, 16, 64],
+    range_keys: 10_000,
+    range_rounds: 30,
+    fixture_keys: 100_000,
+    idle_servers: 1_000,
+    watch_puts: 2_000,
+};
+
+const SMOKE: Sizes = Sizes {
+    cell: Duration::from_millis(50),
+    concurrency: &[1, 4],
+    range_keys: 100,
+    range_rounds: 2,
+    fixture_keys: 1_000,
+    idle_servers: 10,
+    watch_puts: 50,
+};
+
+/// One server under test: where it listens, and what keeps it alive.
+enum Target {
+    Ours(TestEtcd),
+    Etcd {
+        endpoint: String,
+        child: Child,
+        dir: std::path::PathBuf,
+    },
+    Ceiling {
+        endpoint: String,
+        _server: ceiling::Server,
+    },
+}
+
+impl Target {
+    fn endpoint(&self) -> String {
+        match self {
+            Target::Ours(etcd) => etcd.endpoint(),
+            Target::Etcd { endpoint, .. } | Target::Ceiling { endpoint, .. } => endpoint.clone(),
+        }
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if let Target::Etcd { child, dir, .. } = self {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Spawns the vendored etcd with fsync off, as fast as it goes; returns once it answers.
+async fn spawn_etcd() -> (Target, Duration) {
+    let bin = etcd_bin_vendored::etcd_bin_path().expect("etcd for this platform");
+    let started = Instant::now();
+    for _attempt in 0..5 {
+        let (client, peer) = (free_port(), free_port());
+        let dir =
+            std::env::temp_dir().join(format!("test-etcd-bench-{}-{client}", std::process::id()));
+        let child = Command::new(bin)
+            .args(["--name", "bench", "--data-dir"])
+            .arg(&dir)
+            .args([
+                format!("--listen-client-urls=http://127.0.0.1:{client}"),
+                format!("--advertise-client-urls=http://127.0.0.1:{client}"),
+                format!("--listen-peer-urls=http://127.0.0.1:{peer}"),
+                format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer}"),
+                format!("--initial-cluster=bench=http://127.0.0.1:{peer}"),
+                "--unsafe-no-fsync".to_owned(),
+                "--log-level=error".to_owned(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn etcd");
+        let endpoint = format!("http://127.0.0.1:{client}");
+        let mut target = Target::Etcd {
+            endpoint: endpoint.clone(),
+            child,
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(mut c) = Client::connect([endpoint.as_str()], None).await {
+                if c.get("probe", None).await.is_ok() {
+                    return (target, started.elapsed());
+                }
+            }
+            if let Target::Etcd { child, .. } = &mut target {
+                if child.try_wait().ok().flatten().is_some() {
+                    break; // lost a port race: try other ports
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    panic!("etcd did not start");
+}
+
+async fn first_answer(endpoint: &str) {
+    let mut c = Client::connect([endpoint], None).await.expect("connect");
+    c.get("probe", None).await.expect("first answer");
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    Put,
+    Range,
+    RangeSerializable,
+    Txn,
+}
+
+/// Throughput (ops/s) and p50/p99 latency of `op` with `clients` connections for `cell`.
+async fn throughput(
+    endpoint: &str,
+    op: Op,
+    clients: usize,
+    cell: Duration,
+) -> (f64, Duration, Duration) {
+    let mut tasks = Vec::new();
+    let stop = Instant::now() + cell;
+    for n in 0..clients {
+        let mut c = Client::connect([endpoint], None).await.expect("connect");
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let key = format!("bench/key/{n:04}");
+            let value = vec![b'v'; 128];
+            while Instant::now() < stop {
+                let t = Instant::now();
+                let ok = match op {
+                    Op::Put => c.put(key.as_str(), value.clone(), None).await.is_ok(),
+                    Op::Range => c.get(key.as_str(), None).await.is_ok(),
+                    Op::RangeSerializable => c
+                        .get(key.as_str(), Some(GetOptions::new().with_serializable()))
+                        .await
+                        .is_ok(),
+                    Op::Txn => c
+                        .txn(Txn::new().and_then([TxnOp::put(key.as_str(), value.clone(), None)]))
+                        .await
+                        .is_ok(),
+                };
+                assert!(ok, "{op:?} failed");
+                latencies.push(t.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("client task"));
+    }
+    all.sort();
+    let rate = all.len() as f64 / cell.as_secs_f64();
+    (rate, pct(&all, 0.5), pct(&all, 0.99))
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    sorted
+        .get(((sorted.len().max(1) - 1) as f64 * p) as usize)
+        .copied()
+        .unwrap_or_default()
+}
+
+/// Mean time of a range over the `big/` prefix.
+async fn big_range(endpoint: &str, rounds: usize, keys: usize) -> Duration {
+    let mut c = Client::connect([endpoint], None).await.expect("connect");
+    let mut total = Duration::ZERO;
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let resp = c
+            .get("big/", Some(GetOptions::new().with_prefix()))
+            .await
+            .expect("range");
+        total += t.elapsed();
+        assert_eq!(resp.kvs().len(), keys);
+    }
+    total / rounds as u32
+}
+
+async fn fill_big(endpoint: &str, keys: usize) {
+    let mut c = Client::connect([endpoint], None).await.expect("connect");
+    for chunk in (0..keys).collect::<Vec<_>>().chunks(100) {
+        let ops: Vec<_> = chunk
+            .iter()
+            .map(|i| TxnOp::put(format!("big/{i:06}"), vec![b'v'; 128], None))
+            .collect();
+        c.txn(Txn::new().and_then(ops)).await.expect("fill");
+    }
+}
+
+/// Watch delivery with `watchers` watching during a burst of puts: events/s and p50/p99
+/// latency from the put's acknowledgement to the event's arrival.
+async fn watch_burst(
+    endpoint: &str,
+    watchers: usize,
+    puts: usize,
+    round: usize,
+) -> (f64, Duration, Duration) {
+    let prefix = format!("w{round}/");
+    let mut readers = Vec::new();
+    for _ in 0..watchers {
+        let mut c = Client::connect([endpoint], None).await.expect("connect");
+        let mut stream = c
+            .watch(
+                prefix.as_str(),
+                Some(etcd_client::WatchOptions::new().with_prefix()),
+            )
+            .await
+            .expect("watch");
+        stream.message().await.expect("created");
+        readers.push(tokio::spawn(async move {
+            let _keep = c;
+            let mut arrivals = Vec::with_capacity(puts);
+            while arrivals.len() < puts {
+                let resp = stream.message().await.expect("events").expect("open");
+                let now = Instant::now();
+                arrivals.extend(resp.events().iter().map(|_| now));
+            }
+            arrivals
+        }));
+    }
+    let mut writer = Client::connect([endpoint], None).await.expect("connect");
+    let started = Instant::now();
+    let mut acks = Vec::with_capacity(puts);
+    for i in 0..puts {
+        writer
+            .put(format!("{prefix}{i:06}"), vec![b'v'; 128], None)
+            .await
+            .expect("put");
+        acks.push(Instant::now());
+    }
+    let mut latencies = Vec::new();
+    let mut last = started;
+    for r in readers {
+        let arrivals = r.await.expect("reader");
+        for (a, b) in acks.iter().zip(&arrivals) {
+            latencies.push(b.saturating_duration_since(*a));
+            last = last.max(*b);
+        }
+    }
+    latencies.sort();
+    let rate = (watchers * puts) as f64 / (last - started).as_secs_f64();
+    (rate, pct(&latencies, 0.5), pct(&latencies, 0.99))
+}
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
+        .map_or(0, |pages| pages * 4096)
+}
+
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let sizes = if full { FULL } else { SMOKE };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let report = runtime.block_on(run(sizes));
+    println!("{report}");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join("bench-compare.md");
+    if full {
+        let _ = std::fs::write(&path, &report);
+        println!("written to {}", path.display());
+    }
+}
+
+async fn run(sizes: Sizes) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| measure | test-etcd | real etcd 3.7.2 | ceiling | ours/ceiling | ours/etcd |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|");
+    let row = |out: &mut String, name: &str, ours: f64, etcd: f64, ceiling: f64, unit: &str| {
+        let _ = writeln!(
+            out,
+            "| {name} | {ours:.1} {unit} | {etcd:.1} {unit} | {ceiling:.1} {unit} | {:.2} | {:.2} |",
+            ours / ceiling,
+            ours / etcd
+        );
+    };
+
+    // Memory first, while the process is fresh (later phases leave freed memory behind).
+    // Loading a large fixture, and memory per key.
+    let fixture: serde_json::Map<String, serde_json::Value> = (0..sizes.fixture_keys)
+        .map(|i| {
+            (
+                format!("/fixture/key/{i:08}"),
+                serde_json::Value::String("x".repeat(128)),
+            )
+        })
+        .collect();
+    let fixture = serde_json::Value::Object(fixture);
+    let before = rss_bytes();
+    let t = Instant::now();
+    let loaded = TestEtcd::builder()
+        .fixture_json(fixture)
+        .start()
+        .expect("load");
+    let load = t.elapsed();
+    let per_key = rss_bytes().saturating_sub(before) as f64 / sizes.fixture_keys as f64;
+    let _ = writeln!(
+        out,
+        "| load {} keys from a fixture | {} | - | - | - | - |",
+        sizes.fixture_keys,
+        ms(load)
+    );
+    let _ = writeln!(
+        out,
+        "| memory per key (128-byte values) | {per_key:.0} B | - | - | - | - |"
+    );
+    drop(loaded);
+
+    // Idle servers in one process.
+    let (rss0, threads0) = (rss_bytes(), threads());
+    let idle: Vec<TestEtcd> = (0..sizes.idle_servers).map(|_| TestEtcd::start()).collect();
+    let per_server = rss_bytes().saturating_sub(rss0) as f64 / idle.len() as f64;
+    let per_threads = (threads() - threads0) as f64 / idle.len() as f64;
+    let _ = writeln!(
+        out,
+        "| {} idle servers in one process | {:.0} KiB and {per_threads:.1} threads each | - | - | - | - |",
+        idle.len(),
+        per_server / 1024.0
+    );
+    drop(idle);
+
+    // Start alone (bind, thread, runtime), then start to first answered RPC (with a new client's
+    // connection, as a test would).
+    let starts = 50u32;
+    let t = Instant::now();
+    for _ in 0..starts {
+        drop(TestEtcd::start());
+    }
+    let _ = writeln!(
+        out,
+        "| TestEtcd::start() + drop | {} | - | - | - | - |",
+        ms(t.elapsed() / starts)
+    );
+    let t = Instant::now();
+    let ours = TestEtcd::start();
+    first_answer(&ours.endpoint()).await;
+    let ours_start = t.elapsed();
+    let t = Instant::now();
+    let ceiling = ceiling::start(sizes.range_keys);
+    first_answer(&ceiling.endpoint()).await;
+    let ceiling_start = t.elapsed();
+    let (etcd, etcd_start) = spawn_etcd().await;
+    let _ = writeln!(
+        out,
+        "| start to first RPC | {} | {} | {} | {:.2} | {:.4} |",
+        ms(ours_start),
+        ms(etcd_start),
+        ms(ceiling_start),
+        ours_start.as_secs_f64() / ceiling_start.as_secs_f64(),
+        ours_start.as_secs_f64() / etcd_start.as_secs_f64()
+    );
+    let targets = [Target::Ours(ours), etcd, ceiling];
+    let endpoints: Vec<String> = targets.iter().map(Target::endpoint).collect();
+
+    // Throughput and latency, the three targets interleaved per cell.
+    for op in [Op::Put, Op::Range, Op::RangeSerializable, Op::Txn] {
+        for &clients in sizes.concurrency {
+            let mut cells = Vec::new();
+            for e in &endpoints {
+                cells.push(throughput(e, op, clients, sizes.cell).await);
+            }
+            let name = format!("{op:?} x{clients} ops/s");
+            row(&mut out, &name, cells[0].0, cells[1].0, cells[2].0, "");
+            let name = format!("{op:?} x{clients} p50/p99");
+            let _ = writeln!(
+                out,
+                "| {name} | {}/{} | {}/{} | {}/{} | {:.2} | {:.2} |",
+                ms(cells[0].1),
+                ms(cells[0].2),
+                ms(cells[1].1),
+                ms(cells[1].2),
+                ms(cells[2].1),
+                ms(cells[2].2),
+                cells[0].1.as_secs_f64() / cells[2].1.as_secs_f64(),
+                cells[0].1.as_secs_f64() / cells[1].1.as_secs_f64(),
+            );
+        }
+    }
+
+    // A range over many keys (the ceiling answers the same data from memory).
+    fill_big(&endpoints[0], sizes.range_keys).await;
+    fill_big(&endpoints[1], sizes.range_keys).await;
+    let big: Vec<Duration> = {
+        let mut v = Vec::new();
+        for e in &endpoints {
+            v.push(big_range(e, sizes.range_rounds, sizes.range_keys).await);
+        }
+        v
+    };
+    let _ = writeln!(
+        out,
+        "| range of {} keys | {} | {} | {} | {:.2} | {:.2} |",
+        sizes.range_keys,
+        ms(big[0]),
+        ms(big[1]),
+        ms(big[2]),
+        big[0].as_secs_f64() / big[2].as_secs_f64(),
+        big[0].as_secs_f64() / big[1].as_secs_f64()
+    );
+
+    // Watch delivery (ours and etcd; the ceiling does not watch).
+    for (round, watchers) in [1usize, 100].into_iter().enumerate() {
+        let watchers = if sizes.idle_servers < 100 {
+            watchers.min(4)
+        } else {
+            watchers
+        };
+        let ours = watch_burst(&endpoints[0], watchers, sizes.watch_puts, round).await;
+        let etcd = watch_burst(&endpoints[1], watchers, sizes.watch_puts, round).await;
+        let _ =
+            writeln!(
+            out,
+            "| watch x{watchers} events/s, p50/p99 | {:.0}, {}/{} | {:.0}, {}/{} | - | - | {:.2} |",
+            ours.0, ms(ours.1), ms(ours.2), etcd.0, ms(etcd.1), ms(etcd.2), ours.0 / etcd.0
+        );
+    }
+    drop(targets);
+
+    out
+}
+
+/// The ceiling: a tonic server with our generated KV service that does no work at all.
+mod ceiling {
+    use super::*;
+    use crate::pb::etcdserverpb::{
+        kv_server::{Kv, KvServer},
+        CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
+        PutResponse, RangeRequest, RangeResponse, RangeStreamResponse, ResponseHeader, TxnRequest,
+        TxnResponse,
+    };
+    use crate::pb::mvccpb::KeyValue;
+    use tonic::{Request, Response, Status};
+
+    pub(super) struct Server {
+        _stop: tokio::sync::oneshot::Sender<()>,
+    }
+
+    struct Ceiling {
+        one: RangeResponse,
+        big: Arc<RangeResponse>,
+    }
+
+    fn header() -> Option<ResponseHeader> {
+        Some(ResponseHeader {
+            cluster_id: 1,
+            member_id: 1,
+            revision: 1,
+            raft_term: 1,
+        })
+    }
+
+    #[tonic::async_trait]
+    impl Kv for Ceiling {
+        async fn range(&self, r: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
+            // The same answer sizes as a real store: one pair, or the whole `big/` prefix.
+            if r.get_ref().key.starts_with(b"big/") {
+                return Ok(Response::new(RangeResponse::clone(&self.big)));
+            }
+            Ok(Response::new(self.one.clone()))
+        }
+        async fn put(&self, _: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
+            Ok(Response::new(PutResponse {
+                header: header(),
+                prev_kv: None,
+            }))
+        }
+        async fn delete_range(
+            &self,
+            _: Request<DeleteRangeRequest>,
+        ) -> Result<Response<DeleteRangeResponse>, Status> {
+            Ok(Response::new(DeleteRangeResponse {
+                header: header(),
+                ..Default::default()
+            }))
+        }
+        async fn txn(&self, _: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
+            Ok(Response::new(TxnResponse {
+                header: header(),
+                succeeded: true,
+                responses: Vec::new(),
+            }))
+        }
+        async fn compact(
+            &self,
+            _: Request<CompactionRequest>,
+        ) -> Result<Response<CompactionResponse>, Status> {
+            Ok(Response::new(CompactionResponse { header: header() }))
+        }
+        type RangeStreamStream = tokio_stream::Empty<Result<RangeStreamResponse, Status>>;
+        async fn range_stream(
+            &self,
+            _: Request<RangeRequest>,
+        ) -> Result<Response<Self::RangeStreamStream>, Status> {
+            Ok(Response::new(tokio_stream::empty()))
+        }
+    }
+
+    pub(super) fn start(big_keys: usize) -> Target {
+        let kv = |key: String| KeyValue {
+            key: key.into_bytes(),
+            value: vec![b'v'; 128],
+            create_revision: 2,
+            mod_revision: 2,
+            version: 1,
+            lease: 0,
+        };
+        let one = RangeResponse {
+            header: header(),
+            kvs: vec![kv("bench/key/0000".into())],
+            more: false,
+            count: 1,
+        };
+        let big = RangeResponse {
+            header: header(),
+            kvs: (0..big_keys).map(|i| kv(format!("big/{i:06}"))).collect(),
+            more: false,
+            count: big_keys as i64,
+        };
+        let service = Ceiling {
+            one,
+            big: Arc::new(big),
+        };
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        // Like test-etcd, on a thread and current-thread runtime of its own.
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                use tokio_stream::StreamExt;
+                // As test-etcd does: no Nagle delay on small answers.
+                let incoming =
+                    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
+                        conn.inspect(|s| {
+                            let _ = s.set_nodelay(true);
+                        })
+                    });
+                let serve = tonic::transport::Server::builder()
+                    .add_service(KvServer::new(service))
+                    .serve_with_incoming_shutdown(incoming, async {
+                        let _ = stopped.await;
+                    });
+                let _ = serve.await;
+            });
+        });
+        Target::Ceiling {
+            endpoint: format!("http://{addr}"),
+            _server: Server { _stop: stop },
+        }
+    }
+}
