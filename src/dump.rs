@@ -13,6 +13,8 @@ impl TestEtcd {
     /// loaded from a dump starts its full TTL again, as after a snapshot restore. Users and
     /// roles are not in it: their passwords exist only as salted hashes.
     ///
+    /// Embedded backend only: on a real etcd it is JSON `null`, which is no fixture.
+    ///
     /// ```
     /// let etcd = test_etcd::TestEtcd::builder()
     ///     .fixture_str(r#"{"history": [{"put": "/a", "value": "1"},
@@ -28,7 +30,10 @@ impl TestEtcd {
     /// # Ok::<(), test_etcd::Error>(())
     /// ```
     pub fn dump(&self) -> serde_json::Value {
-        let image = self.engine().history_image();
+        let Some(engine) = self.engine() else {
+            return serde_json::Value::Null;
+        };
+        let image = engine.history_image();
         // Users and roles stay out: passwords are kept only as salted hashes, which the
         // fixture format (clear passwords) cannot carry back. `render` takes an auth section
         // for when it can.
@@ -38,7 +43,8 @@ impl TestEtcd {
 
     /// Writes [`TestEtcd::dump`] to `path` as pretty-printed JSON, for use as a fixture. A
     /// relative path resolves as fixture paths do (against `CARGO_MANIFEST_DIR`). Fails with
-    /// [`Error::Write`] if the file cannot be written.
+    /// [`Error::Write`] if the file cannot be written, and with [`Error::NeedsEmbedded`] off
+    /// the embedded backend.
     ///
     /// ```
     /// let etcd = test_etcd::TestEtcd::builder().fixture_str(r#"{"/a": "1"}"#).start()?;
@@ -52,6 +58,11 @@ impl TestEtcd {
     /// # Ok::<(), test_etcd::Error>(())
     /// ```
     pub fn write_fixture(&self, path: impl AsRef<Path>) -> Result<(), Error> {
+        if self.engine().is_none() {
+            return Err(Error::NeedsEmbedded {
+                option: "write_fixture",
+            });
+        }
         let path = crate::fixture::resolve_path(path.as_ref());
         let mut text = serde_json::to_string_pretty(&self.dump()).unwrap_or_default();
         text.push('\n');

@@ -132,6 +132,11 @@ impl FaultGuard {
         }
     }
 
+    /// A guard with nothing to undo, for a fault the backend cannot make.
+    fn inert() -> Self {
+        FaultGuard { undo: None }
+    }
+
     fn request_fault(hooks: &Arc<Hooks>, id: u64) -> Self {
         let hooks = Arc::clone(hooks);
         FaultGuard::new(move || hooks.remove(id))
@@ -295,13 +300,22 @@ fn method_path(rpc: &str) -> Result<String, Error> {
 }
 
 impl TestEtcd {
-    fn fault_hooks(&self) -> &Arc<Hooks> {
+    /// The hooks; `None` off the embedded backend, where faults and inspection do nothing.
+    fn fault_hooks(&self) -> Option<&Arc<Hooks>> {
         self.hooks()
+    }
+
+    /// The hooks, or [`Error::NeedsEmbedded`] naming `option`.
+    fn fault_hooks_for(&self, option: &'static str) -> Result<&Arc<Hooks>, Error> {
+        self.fault_hooks().ok_or(Error::NeedsEmbedded { option })
     }
 
     /// Refuses every new gRPC request with UNAVAILABLE until the guard is dropped, as a client
     /// sees an etcd that is down: the message is grpc-go's for a refused connection. Streams
     /// already open go on (see [`TestEtcd::end_streams`] to end them too).
+    ///
+    /// Embedded backend only: on a real etcd it does nothing and the guard it returns has
+    /// nothing to undo.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -319,13 +333,18 @@ impl TestEtcd {
     /// # }
     /// ```
     pub fn refuse_requests(&self) -> FaultGuard {
-        let id = self.fault_hooks().refuse();
-        FaultGuard::request_fault(self.fault_hooks(), id)
+        let Some(hooks) = self.fault_hooks() else {
+            return FaultGuard::inert();
+        };
+        let id = hooks.refuse();
+        FaultGuard::request_fault(hooks, id)
     }
 
     /// Delays every call of `rpc` (such as `"KV/Put"` or `"/etcdserverpb.KV/Put"`) by `by`
     /// before serving it, until the guard is dropped. The wait is a sleep on the server's
     /// runtime. Fails with [`Error::UnknownRpc`] if no etcd service has that method.
+    ///
+    /// Embedded backend only: on a real etcd it fails with [`Error::NeedsEmbedded`].
     ///
     /// ```
     /// use std::time::Duration;
@@ -342,13 +361,17 @@ impl TestEtcd {
     /// # }
     /// ```
     pub fn delay(&self, rpc: &str, by: Duration) -> Result<FaultGuard, Error> {
+        let hooks = self.fault_hooks_for("delay")?;
         let path = method_path(rpc)?;
-        let id = self.fault_hooks().delay(Some(path), by);
-        Ok(FaultGuard::request_fault(self.fault_hooks(), id))
+        let id = hooks.delay(Some(path), by);
+        Ok(FaultGuard::request_fault(hooks, id))
     }
 
     /// Delays every gRPC call by `by` until the guard is dropped. Where several delays apply
     /// to a call, the longest one does.
+    ///
+    /// Embedded backend only: on a real etcd it does nothing and the guard it returns has
+    /// nothing to undo.
     ///
     /// ```
     /// use std::time::Duration;
@@ -365,14 +388,19 @@ impl TestEtcd {
     /// # }
     /// ```
     pub fn delay_all(&self, by: Duration) -> FaultGuard {
-        let id = self.fault_hooks().delay(None, by);
-        FaultGuard::request_fault(self.fault_hooks(), id)
+        let Some(hooks) = self.fault_hooks() else {
+            return FaultGuard::inert();
+        };
+        let id = hooks.delay(None, by);
+        FaultGuard::request_fault(hooks, id)
     }
 
     /// Fails the next `times` calls of `rpc` (such as `"KV/Range"`) with `error`, etcd's code
     /// and message; later calls are served again. Dropping the guard cancels the calls not yet
     /// failed. A stream RPC (Watch, LeaseKeepAlive) fails when it opens. Fails with
     /// [`Error::UnknownRpc`] if no etcd service has that method.
+    ///
+    /// Embedded backend only: on a real etcd it fails with [`Error::NeedsEmbedded`].
     ///
     /// ```
     /// use test_etcd::EtcdFault;
@@ -394,13 +422,16 @@ impl TestEtcd {
         times: usize,
         error: EtcdFault,
     ) -> Result<FaultGuard, Error> {
+        let hooks = self.fault_hooks_for("fail_next")?;
         let path = method_path(rpc)?;
-        let id = self.fault_hooks().fail(path, times, error);
-        Ok(FaultGuard::request_fault(self.fault_hooks(), id))
+        let id = hooks.fail(path, times, error);
+        Ok(FaultGuard::request_fault(hooks, id))
     }
 
     /// Undoes every request fault (refusals, delays, failures), whoever holds their guards.
     /// Alarms stay; they are part of the cluster's state.
+    ///
+    /// Embedded backend only: on a real etcd it does nothing.
     ///
     /// ```
     /// let etcd = test_etcd::TestEtcd::start();
@@ -409,12 +440,16 @@ impl TestEtcd {
     /// drop(guard); // nothing left to undo
     /// ```
     pub fn clear_faults(&self) {
-        self.fault_hooks().clear();
+        if let Some(hooks) = self.fault_hooks() {
+            hooks.clear();
+        }
     }
 
     /// Ends every open stream (Watch, LeaseKeepAlive, Observe, ...) as a dropped connection
     /// would: every client connection is closed. Clients reconnect for their next call; a
     /// watch has to be opened again.
+    ///
+    /// Embedded backend only: on a real etcd it does nothing.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -432,13 +467,17 @@ impl TestEtcd {
     /// # }
     /// ```
     pub fn end_streams(&self) {
-        self.fault_hooks().end_connections();
+        if let Some(hooks) = self.fault_hooks() {
+            hooks.end_connections();
+        }
     }
 
     /// Cancels every open watcher as etcd cancels one that compaction overtook: a last
     /// response with `canceled` set and `compact_revision` at the store's current revision
     /// (the store itself is not compacted). A client that reads the current state at that
     /// revision and watches again from the next one misses nothing.
+    ///
+    /// Embedded backend only: on a real etcd it does nothing.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -457,12 +496,17 @@ impl TestEtcd {
     /// # }
     /// ```
     pub fn cancel_watches_compacted(&self) {
-        self.fault_hooks().cancel_watchers_compacted();
+        if let Some(hooks) = self.fault_hooks() {
+            hooks.cancel_watchers_compacted();
+        }
     }
 
     /// Raises `alarm` for the first member until the guard is dropped, with the alarm's
     /// effects (NOSPACE refuses writes that take space, CORRUPT every write); Alarm GET and
     /// Status list it. Dropping the guard disarms it, as `etcdctl alarm disarm` would.
+    ///
+    /// Embedded backend only: on a real etcd it does nothing and the guard it returns has
+    /// nothing to undo.
     ///
     /// ```
     /// use test_etcd::Alarm;
@@ -482,7 +526,9 @@ impl TestEtcd {
     /// ```
     pub fn raise_alarm(&self, alarm: Alarm) -> FaultGuard {
         use crate::pb::etcdserverpb::{alarm_request::AlarmAction, AlarmRequest, AlarmType};
-        let engine = self.engine().clone();
+        let Some(engine) = self.engine().cloned() else {
+            return FaultGuard::inert();
+        };
         let member_id = engine.members().first().map_or(0, |m| m.id);
         let alarm = match alarm {
             Alarm::NoSpace => AlarmType::Nospace,
@@ -505,6 +551,8 @@ impl TestEtcd {
     /// [`TestEtcdBuilder::record_requests`](crate::TestEtcdBuilder::record_requests); otherwise
     /// empty.
     ///
+    /// Embedded backend only: on a real etcd it is empty.
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -519,10 +567,14 @@ impl TestEtcd {
     /// # }
     /// ```
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.fault_hooks().requests()
+        self.fault_hooks()
+            .map(|hooks| hooks.requests())
+            .unwrap_or_default()
     }
 
     /// Forgets the requests recorded so far.
+    ///
+    /// Embedded backend only: on a real etcd it does nothing.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -536,10 +588,14 @@ impl TestEtcd {
     /// # }
     /// ```
     pub fn clear_requests(&self) {
-        self.fault_hooks().clear_requests();
+        if let Some(hooks) = self.fault_hooks() {
+            hooks.clear_requests();
+        }
     }
 
     /// The watchers open on the server now, over every stream and member.
+    ///
+    /// Embedded backend only: on a real etcd it is empty.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -556,11 +612,15 @@ impl TestEtcd {
     /// # }
     /// ```
     pub fn watchers(&self) -> Vec<WatcherInfo> {
-        self.fault_hooks().watchers()
+        self.fault_hooks()
+            .map(|hooks| hooks.watchers())
+            .unwrap_or_default()
     }
 
     /// Every key under `prefix` (all keys for `""`) at the current revision, in key order,
     /// with its revisions, version and lease, read directly from the server's state.
+    ///
+    /// Embedded backend only: on a real etcd it is empty.
     ///
     /// ```
     /// let etcd = test_etcd::TestEtcd::builder()
@@ -572,7 +632,10 @@ impl TestEtcd {
     /// # Ok::<(), test_etcd::Error>(())
     /// ```
     pub fn range(&self, prefix: impl AsRef<[u8]>) -> Vec<KeyValue> {
-        self.engine()
+        let Some(engine) = self.engine() else {
+            return Vec::new();
+        };
+        engine
             .inspect_prefix(prefix.as_ref())
             .into_iter()
             .map(|kv| KeyValue {
@@ -588,6 +651,8 @@ impl TestEtcd {
 
     /// Every lease, soonest expiry first, with its remaining time on the server's clock and
     /// its keys.
+    ///
+    /// Embedded backend only: on a real etcd it is empty.
     ///
     /// ```
     /// use std::time::Duration;
@@ -606,7 +671,10 @@ impl TestEtcd {
     /// # Ok::<(), test_etcd::Error>(())
     /// ```
     pub fn leases(&self) -> Vec<LeaseInfo> {
-        self.engine()
+        let Some(engine) = self.engine() else {
+            return Vec::new();
+        };
+        engine
             .inspect_leases()
             .into_iter()
             .map(|(id, ttl, remaining, keys)| LeaseInfo {

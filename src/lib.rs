@@ -147,11 +147,23 @@
 //! # fn main() {}
 //! ```
 //!
+//! # Backends
+//!
+//! The same guard can run on a real etcd instead of the embedded engine, for a nightly job that
+//! checks a suite against the real thing: [`Backend::Real`] spawns etcd (a single node, or a
+//! local cluster with [`TestEtcdBuilder::members`]) in a temp dir on free ports and removes it
+//! all on drop; [`Backend::Existing`] shares a running etcd, each guard under a key prefix of its
+//! own. `TEST_ETCD_BACKEND=real` (or `existing`) switches every guard whose builder did not
+//! choose. The etcd binary comes from [`TestEtcdBuilder::etcd_binary`], `TEST_ETCD_BIN`, or the
+//! `real-etcd` feature, which ships etcd 3.7.2.
+//!
 //! # Crate features
 //!
 //! - `tls` (off by default): TLS and mTLS with generated certificates. Adds rustls (on ring,
 //!   the provider tonic's and etcd-client's `tls` features use, so tests build one crypto
 //!   stack) and rcgen.
+//! - `real-etcd` (off by default): ships etcd 3.7.2's release binary for [`Backend::Real`].
+//! - `rstest` (off by default): ready-made rstest fixtures in `test_etcd::rstest`.
 //!
 //! # Runtimes
 //!
@@ -166,9 +178,11 @@
 mod dump;
 mod engine;
 mod error;
+mod existing;
 mod faults;
 mod fixture;
 mod pb;
+mod real;
 mod recipes;
 mod restart;
 mod rpctypes;
@@ -182,7 +196,7 @@ mod tls;
 
 pub use error::{Error, FixtureError};
 pub use faults::{Alarm, EtcdFault, FaultGuard, KeyValue, LeaseInfo, RecordedRequest, WatcherInfo};
-pub use test_etcd::{TestEtcd, TestEtcdBuilder};
+pub use test_etcd::{Backend, TestEtcd, TestEtcdBuilder, BACKEND_ENV, ENDPOINTS_ENV, ETCD_BIN_ENV};
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub use tls::ClientCertificate;

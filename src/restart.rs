@@ -15,6 +15,8 @@ impl TestEtcd {
     /// reconnects on its next call; a call it sent on the old connection before it noticed the
     /// close fails (etcd-client reports `transport error`), as with a real etcd.
     ///
+    /// Embedded backend only: on a real etcd it does nothing.
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -34,13 +36,18 @@ impl TestEtcd {
     /// ```
     pub fn restart(&self) {
         // State first, so that a client reconnecting at once sees the restarted member.
-        self.engine().restart();
-        self.hooks().end_connections();
+        let (Some(engine), Some(hooks)) = (self.engine(), self.hooks()) else {
+            return;
+        };
+        engine.restart();
+        hooks.end_connections();
     }
 
     /// Restarts every member as if its data directory were lost: the same ports and members,
     /// but an empty store at revision 1, no leases, no users, roles or alarms. Every connection
     /// closes, as for [`TestEtcd::restart`], and the raft term goes up by one.
+    ///
+    /// Embedded backend only: on a real etcd it does nothing.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -57,7 +64,10 @@ impl TestEtcd {
     /// # }
     /// ```
     pub fn restart_empty(&self) {
-        self.engine().wipe();
-        self.hooks().end_connections();
+        let (Some(engine), Some(hooks)) = (self.engine(), self.hooks()) else {
+            return;
+        };
+        engine.wipe();
+        hooks.end_connections();
     }
 }

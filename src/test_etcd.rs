@@ -8,10 +8,74 @@ use std::time::Duration;
 
 use crate::engine::{Clock, Engine, Limits, StartRefusal, Version};
 use crate::error::Error;
+use crate::existing::Existing;
 use crate::fixture::{self, FixtureSource};
+use crate::real::{RealConfig, RealEtcd};
 use crate::server::{
     Context, Hooks, Identity, Metrics, Running, Transport, DEFAULT_PROGRESS_INTERVAL,
 };
+
+/// The environment variable that picks the backend of every [`TestEtcd`] whose builder did not
+/// pick one: `embedded` (the default), `real` or `existing`.
+pub const BACKEND_ENV: &str = "TEST_ETCD_BACKEND";
+
+/// The environment variable naming the etcd binary the real backend runs, when the builder
+/// names none. It wins over the binary of the `real-etcd` feature.
+pub const ETCD_BIN_ENV: &str = "TEST_ETCD_BIN";
+
+/// The environment variable listing the existing etcd endpoints (comma-separated
+/// `http://host:port`) that [`Backend::Existing`] uses when the builder names none.
+pub const ENDPOINTS_ENV: &str = "TEST_ETCD_ENDPOINTS";
+
+/// What answers a [`TestEtcd`]'s endpoint.
+///
+/// ```
+/// use test_etcd::{Backend, TestEtcd};
+///
+/// let etcd = TestEtcd::builder().backend(Backend::Embedded).start()?;
+/// assert_eq!(etcd.backend(), Backend::Embedded);
+/// # Ok::<(), test_etcd::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Backend {
+    /// The in-process engine: starts in well under a millisecond and offers what a real etcd
+    /// cannot. The default.
+    Embedded,
+    /// A real etcd process, single node, in a temp dir of its own on free loopback ports. The
+    /// binary is the one given to [`TestEtcdBuilder::etcd_binary`], else `TEST_ETCD_BIN`, else
+    /// the one the `real-etcd` feature ships.
+    Real,
+    /// An etcd that is already running (a shared cluster), given by
+    /// [`TestEtcdBuilder::existing_endpoints`] or `TEST_ETCD_ENDPOINTS`. Each guard works under
+    /// a key prefix of its own ([`TestEtcd::prefix`]): fixtures are put under it, `get` reads
+    /// under it, and drop deletes everything under it. The revision is the shared store's.
+    Existing,
+}
+
+impl Backend {
+    /// The backend `TEST_ETCD_BACKEND` asks for, if it is set (and not empty).
+    ///
+    /// ```
+    /// use test_etcd::Backend;
+    ///
+    /// let backend = Backend::from_env()?.unwrap_or(Backend::Embedded);
+    /// println!("this run's guards use the {backend:?} backend");
+    /// # Ok::<(), test_etcd::Error>(())
+    /// ```
+    pub fn from_env() -> Result<Option<Backend>, Error> {
+        let Some(value) = std::env::var_os(BACKEND_ENV) else {
+            return Ok(None);
+        };
+        match value.to_string_lossy().trim() {
+            "" => Ok(None),
+            "embedded" => Ok(Some(Backend::Embedded)),
+            "real" => Ok(Some(Backend::Real)),
+            "existing" => Ok(Some(Backend::Existing)),
+            other => Err(Error::UnknownBackend(other.to_owned())),
+        }
+    }
+}
 
 /// An etcd-compatible server for one test. It listens on a free loopback port from
 /// [`start`](TestEtcd::start) until it is dropped; dropping it closes every connection and stream
@@ -26,7 +90,25 @@ use crate::server::{
 /// let etcd = TestEtcd::start();
 /// assert!(etcd.endpoint().starts_with("http://127.0.0.1:"));
 /// ```
+///
+/// On [`Backend::Real`] and [`Backend::Existing`] the guard answers the same connection and
+/// assertion methods (`endpoints`, `get`, `revision`, ...). What only the embedded engine can do
+/// (faults, restart, inspection, dump, fork, manual time, in-process members, snapshots) is
+/// documented on each method: those returning a `Result` fail with
+/// [`Error::NeedsEmbedded`], the others do nothing and return an empty answer.
 pub struct TestEtcd {
+    inner: Inner,
+}
+
+/// What runs behind a [`TestEtcd`].
+enum Inner {
+    Embedded(Embedded),
+    Real(RealEtcd),
+    Existing(Existing),
+}
+
+/// The embedded engine's server and what its methods need.
+struct Embedded {
     running: Running,
     engine: Engine,
     /// The first member's address (the one `listen` chose).
@@ -36,6 +118,11 @@ pub struct TestEtcd {
     progress_interval: Duration,
     /// Faults, request log and watcher registry (`faults.rs`, `server/hooks.rs`).
     hooks: Arc<Hooks>,
+}
+
+/// Says what a method needs when the backend is not the embedded engine.
+fn needs_embedded(option: &'static str) -> Error {
+    Error::NeedsEmbedded { option }
 }
 
 impl fmt::Debug for TestEtcd {
@@ -91,23 +178,36 @@ impl TestEtcd {
     /// assert_eq!(etcd.endpoint(), format!("http://{}", etcd.addr()));
     /// ```
     pub fn endpoint(&self) -> String {
-        format!("{}://{}", self.scheme(), self.addr)
+        format!("{}://{}", self.scheme(), self.addr())
     }
 
     /// `http`, or `https` for a server built with TLS.
     fn scheme(&self) -> &'static str {
-        self.running.transport().scheme()
+        self.transport().map_or("http", Transport::scheme)
     }
 
-    /// The server's transport, for the TLS accessors.
-    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
-    pub(crate) fn transport(&self) -> &Transport {
-        self.running.transport()
+    /// The embedded server, if the backend is the embedded engine.
+    fn embedded(&self) -> Option<&Embedded> {
+        match &self.inner {
+            Inner::Embedded(embedded) => Some(embedded),
+            Inner::Real(_) | Inner::Existing(_) => None,
+        }
+    }
+
+    /// The embedded server, or [`Error::NeedsEmbedded`] naming `option`.
+    fn embedded_for(&self, option: &'static str) -> Result<&Embedded, Error> {
+        self.embedded().ok_or_else(|| needs_embedded(option))
+    }
+
+    /// The server's transport, for the TLS accessors (`None` off the embedded backend).
+    pub(crate) fn transport(&self) -> Option<&Transport> {
+        self.embedded().map(|e| e.running.transport())
     }
 
     /// The client URLs of every member serving now (in member ID order, `https://` with TLS), in the form
     /// `etcd_client::Client::connect` takes. A removed member's is gone; a started one's
-    /// is added.
+    /// is added. On the real backend: one per member of the local cluster; on existing
+    /// endpoints: the endpoints given.
     ///
     /// ```
     /// let etcd = test_etcd::TestEtcd::builder().members(3).start()?;
@@ -116,12 +216,21 @@ impl TestEtcd {
     /// # Ok::<(), test_etcd::Error>(())
     /// ```
     pub fn endpoints(&self) -> Vec<String> {
-        self.running
-            .endpoints()
-            .addrs()
-            .into_iter()
-            .map(|addr| format!("{}://{addr}", self.scheme()))
-            .collect()
+        match &self.inner {
+            Inner::Embedded(embedded) => embedded
+                .running
+                .endpoints()
+                .addrs()
+                .into_iter()
+                .map(|addr| format!("{}://{addr}", self.scheme()))
+                .collect(),
+            Inner::Real(real) => real
+                .addrs()
+                .into_iter()
+                .map(|addr| format!("http://{addr}"))
+                .collect(),
+            Inner::Existing(existing) => existing.endpoints(),
+        }
     }
 
     /// The socket address the server listens on; in a cluster, the first member's (`infra1`).
@@ -131,12 +240,52 @@ impl TestEtcd {
     /// assert!(etcd.addr().ip().is_loopback());
     /// ```
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        match &self.inner {
+            Inner::Embedded(embedded) => embedded.addr,
+            Inner::Real(real) => real.addr(),
+            Inner::Existing(existing) => existing.addr(),
+        }
+    }
+
+    /// Which backend answers: [`Backend::Embedded`] unless the builder or `TEST_ETCD_BACKEND`
+    /// chose a real etcd.
+    ///
+    /// ```
+    /// let etcd = test_etcd::TestEtcd::builder()
+    ///     .backend(test_etcd::Backend::Embedded)
+    ///     .start()?;
+    /// assert_eq!(etcd.backend(), test_etcd::Backend::Embedded);
+    /// # Ok::<(), test_etcd::Error>(())
+    /// ```
+    pub fn backend(&self) -> Backend {
+        match &self.inner {
+            Inner::Embedded { .. } => Backend::Embedded,
+            Inner::Real(_) => Backend::Real,
+            Inner::Existing(_) => Backend::Existing,
+        }
+    }
+
+    /// The key prefix this guard works under: empty, except on [`Backend::Existing`], where
+    /// the code under test should put its keys under it (fixtures and `get` already do).
+    ///
+    /// ```
+    /// let etcd = test_etcd::TestEtcd::builder()
+    ///     .backend(test_etcd::Backend::Embedded)
+    ///     .start()?;
+    /// assert_eq!(etcd.prefix(), "");
+    /// # Ok::<(), test_etcd::Error>(())
+    /// ```
+    pub fn prefix(&self) -> &str {
+        match &self.inner {
+            Inner::Existing(existing) => existing.prefix(),
+            _ => "",
+        }
     }
 
     /// Starts a member that MemberAdd added, as a real node joining the cluster would: it
     /// gets `name` and an endpoint of its own serving the same data, and shows as started in
-    /// MemberList (so a learner can then be promoted). Returns its client URL.
+    /// MemberList (so a learner can then be promoted). Returns its client URL. Embedded
+    /// backend only: elsewhere [`Error::NeedsEmbedded`].
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -155,11 +304,12 @@ impl TestEtcd {
     /// # }
     /// ```
     pub fn start_member(&self, id: u64, name: &str) -> Result<String, Error> {
+        let this = self.embedded_for("start_member")?;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
         let listener = TcpListener::bind(addr).map_err(|source| Error::Bind { addr, source })?;
         let addr = listener.local_addr().map_err(Error::Start)?;
         let url = format!("{}://{addr}", self.scheme());
-        self.engine
+        this.engine
             .start_member(id, name, url.clone())
             .map_err(|refusal| Error::Member {
                 id,
@@ -169,15 +319,15 @@ impl TestEtcd {
                 },
             })?;
         let ctx = context(
-            &self.engine,
-            &self.running,
-            self.limits,
-            &self.metrics,
-            self.progress_interval,
-            &self.hooks,
+            &this.engine,
+            &this.running,
+            this.limits,
+            &this.metrics,
+            this.progress_interval,
+            &this.hooks,
             id,
         );
-        self.running.serve(listener, ctx).map_err(Error::Start)?;
+        this.running.serve(listener, ctx).map_err(Error::Start)?;
         Ok(url)
     }
 
@@ -187,6 +337,8 @@ impl TestEtcd {
     ///
     /// Meant for a server built with [`TestEtcdBuilder::manual_clock`], whose clock moves only
     /// when advanced. On the default real clock it jumps time ahead, which keeps running.
+    ///
+    /// Embedded backend only: a real etcd's clock cannot be moved, so there this does nothing.
     ///
     /// ```
     /// use std::time::Duration;
@@ -208,14 +360,17 @@ impl TestEtcd {
     /// # }
     /// ```
     pub fn advance(&self, by: Duration) {
-        self.engine.advance(by);
+        if let Some(embedded) = self.embedded() {
+            embedded.engine.advance(by);
+        }
     }
+
     /// A new, independent server with this one's state: every key with its retained history,
     /// the revision, the compaction point, leases with their deadlines, and auth. Writes to
     /// either never show in the other. The store is shared structurally until written, so a fork
     /// of a server with 100,000 keys costs about what a fork of an empty one does: load a big
     /// fixture once, fork it per test. The fork has as many members as this server serves, on
-    /// new ports.
+    /// new ports. Embedded backend only: elsewhere [`Error::NeedsEmbedded`].
     ///
     /// ```
     /// let seed = test_etcd::TestEtcd::builder().fixture_str(r#"{"k": "v"}"#).start()?;
@@ -225,8 +380,9 @@ impl TestEtcd {
     /// # Ok::<(), test_etcd::Error>(())
     /// ```
     pub fn fork(&self) -> Result<TestEtcd, Error> {
-        let engine = self.engine.fork();
-        let members = self.running.endpoints().addrs().len().max(1);
+        let this = self.embedded_for("fork")?;
+        let engine = this.engine.fork();
+        let members = this.running.endpoints().addrs().len().max(1);
         let version = engine.cluster_view().version;
         let any = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
         launch(
@@ -234,10 +390,10 @@ impl TestEtcd {
             members,
             any,
             version,
-            self.limits,
-            self.progress_interval,
-            self.hooks.is_recording(),
-            self.running.transport().clone(),
+            this.limits,
+            this.progress_interval,
+            this.hooks.is_recording(),
+            this.running.transport().clone(),
         )
     }
 
@@ -246,6 +402,9 @@ impl TestEtcd {
     /// `raw-channel`) with `Client::from_channel(etcd_client::Channel::Tonic(channel), None)`,
     /// or to any tonic client. It answers as the first member and stops working when the
     /// server stops. Call it from inside a tokio runtime: the channel's worker runs there.
+    ///
+    /// On the real and existing backends there is no in-process server: the channel is an
+    /// ordinary (lazy) TCP channel to [`endpoint`](TestEtcd::endpoint) instead.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -260,18 +419,25 @@ impl TestEtcd {
     /// # }
     /// ```
     pub async fn in_memory_channel(&self) -> tonic::transport::Channel {
-        let member = self.engine.members().first().map_or(0, |m| m.id);
+        let Some(this) = self.embedded() else {
+            let endpoint =
+                tonic::transport::Endpoint::from_shared(self.endpoint()).unwrap_or_else(|_| {
+                    tonic::transport::Endpoint::from_static("http://unreachable.test-etcd")
+                });
+            return endpoint.connect_lazy();
+        };
+        let member = this.engine.members().first().map_or(0, |m| m.id);
         let serve = InMemory {
             ctx: context(
-                &self.engine,
-                &self.running,
-                self.limits,
-                &self.metrics,
-                self.progress_interval,
-                &self.hooks,
+                &this.engine,
+                &this.running,
+                this.limits,
+                &this.metrics,
+                this.progress_interval,
+                &this.hooks,
                 member,
             ),
-            running: self.running.handle(),
+            running: this.running.handle(),
         };
         let connector = tower::service_fn(move |_: http::Uri| {
             let (client, server) = tokio::io::duplex(IN_MEMORY_BUFFER);
@@ -285,7 +451,7 @@ impl TestEtcd {
 
     /// The state as a snapshot in test-etcd's own format (not etcd's bbolt file): the same
     /// bytes as the data messages of the Snapshot RPC, which
-    /// [`TestEtcdBuilder::restore_snapshot`] restores.
+    /// [`TestEtcdBuilder::restore_snapshot`] restores. Embedded backend only: elsewhere empty.
     ///
     /// ```
     /// let etcd = test_etcd::TestEtcd::builder().fixture_str(r#"{"k": "v"}"#).start()?;
@@ -295,11 +461,16 @@ impl TestEtcd {
     /// # Ok::<(), test_etcd::Error>(())
     /// ```
     pub fn snapshot(&self) -> Vec<u8> {
-        self.engine.snapshot()
+        self.embedded()
+            .map(|embedded| embedded.engine.snapshot())
+            .unwrap_or_default()
     }
 
     /// The current value of `key` as UTF-8 text (lossy), read directly from the server's state
-    /// for assertions. `None` if the key does not exist.
+    /// for assertions (from a real etcd: with a Range request). `None` if the key does not exist.
+    ///
+    /// # Panics
+    /// On the real backend, if etcd does not answer: the assertion cannot be made.
     ///
     /// ```
     /// let etcd = test_etcd::TestEtcd::builder().fixture_str(r#"{"k": "v"}"#).start()?;
@@ -314,16 +485,30 @@ impl TestEtcd {
 
     /// The current value of `key` as bytes.
     ///
+    /// # Panics
+    /// On the real backend, if etcd does not answer.
+    ///
     /// ```
     /// let etcd = test_etcd::TestEtcd::builder().fixture_str(r#"{"k": "v"}"#).start()?;
     /// assert_eq!(etcd.get_bytes("k"), Some(b"v".to_vec()));
     /// # Ok::<(), test_etcd::Error>(())
     /// ```
     pub fn get_bytes(&self, key: impl AsRef<[u8]>) -> Option<Vec<u8>> {
-        self.engine.get(key.as_ref())
+        match &self.inner {
+            Inner::Embedded(embedded) => embedded.engine.get(key.as_ref()),
+            Inner::Real(real) => real
+                .get(key.as_ref())
+                .unwrap_or_else(|err| panic!("test-etcd: real etcd did not answer: {err}")),
+            Inner::Existing(existing) => existing
+                .get(key.as_ref())
+                .unwrap_or_else(|err| panic!("test-etcd: etcd did not answer: {err}")),
+        }
     }
 
     /// The current revision of the store: 1 when empty, +1 for every write.
+    ///
+    /// # Panics
+    /// On the real backend, if etcd does not answer.
     ///
     /// ```
     /// let etcd = test_etcd::TestEtcd::builder().fixture_str(r#"{"a": "1", "b": "2"}"#).start()?;
@@ -331,20 +516,31 @@ impl TestEtcd {
     /// # Ok::<(), test_etcd::Error>(())
     /// ```
     pub fn revision(&self) -> i64 {
-        self.engine.revision()
+        match &self.inner {
+            Inner::Embedded(embedded) => embedded.engine.revision(),
+            Inner::Real(real) => real
+                .revision()
+                .unwrap_or_else(|err| panic!("test-etcd: real etcd did not answer: {err}")),
+            Inner::Existing(existing) => existing
+                .revision()
+                .unwrap_or_else(|err| panic!("test-etcd: etcd did not answer: {err}")),
+        }
     }
 
     /// The engine, for the inspection and fault methods in other modules.
-    pub(crate) fn engine(&self) -> &Engine {
-        &self.engine
+    /// `None` off the embedded backend.
+    pub(crate) fn engine(&self) -> Option<&Engine> {
+        self.embedded().map(|embedded| &embedded.engine)
     }
 
     /// The hooks, for the fault and inspection methods in other modules.
-    pub(crate) fn hooks(&self) -> &Arc<Hooks> {
-        &self.hooks
+    /// `None` off the embedded backend.
+    pub(crate) fn hooks(&self) -> Option<&Arc<Hooks>> {
+        self.embedded().map(|embedded| &embedded.hooks)
     }
 
-    /// Stops the server now; the same as dropping it, spelled out.
+    /// Stops the server now; the same as dropping it, spelled out. A real etcd is killed and
+    /// reaped, and its directory removed.
     ///
     /// ```
     /// let etcd = test_etcd::TestEtcd::start();
@@ -353,7 +549,11 @@ impl TestEtcd {
     /// assert!(std::net::TcpStream::connect(addr).is_err());
     /// ```
     pub fn shutdown(mut self) {
-        self.running.stop();
+        match &mut self.inner {
+            Inner::Embedded(embedded) => embedded.running.stop(),
+            Inner::Real(real) => real.stop(),
+            Inner::Existing(existing) => existing.stop(),
+        }
     }
 }
 
@@ -381,6 +581,9 @@ pub struct TestEtcdBuilder {
     manual_clock: bool,
     record_requests: bool,
     token_ttl: Option<Duration>,
+    backend: Option<Backend>,
+    etcd_binary: Option<PathBuf>,
+    endpoints: Vec<String>,
     /// TLS, and whether clients must present a certificate (set in `crate::tls`).
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<crate::tls::TlsMode>,
@@ -477,6 +680,9 @@ impl TestEtcdBuilder {
     /// same data; MemberList shows them all and [`TestEtcd::endpoints`] returns every
     /// endpoint. The first member is the leader.
     ///
+    /// On [`Backend::Real`] it starts a local cluster of `n` etcd processes instead, each with
+    /// its own endpoint; [`Backend::Existing`] refuses it ([`Error::NotOnExisting`]).
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -496,6 +702,8 @@ impl TestEtcdBuilder {
     /// Downgrade accepts the minor release before it. Starting fails with [`Error::Version`]
     /// if it does not parse.
     ///
+    /// Embedded backend only: on the others starting fails with [`Error::NeedsEmbedded`].
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -514,6 +722,8 @@ impl TestEtcdBuilder {
     /// `--quota-backend-bytes`, 2 GiB by default). The backend size is modelled: a fresh store
     /// takes 20 KiB and every put adds 256 bytes plus its key and value, until Defragment
     /// shrinks it to what compaction left.
+    ///
+    /// Embedded backend only: on the others starting fails with [`Error::NeedsEmbedded`].
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -539,6 +749,8 @@ impl TestEtcdBuilder {
     /// Starting fails with [`Error::Snapshot`] for anything else, etcd's own snapshots
     /// included.
     ///
+    /// Embedded backend only: on the others starting fails with [`Error::NeedsEmbedded`].
+    ///
     /// ```
     /// let etcd = test_etcd::TestEtcd::builder().fixture_str(r#"{"a": "1"}"#).start()?;
     /// let copy = test_etcd::TestEtcd::builder().restore_snapshot(etcd.snapshot()).start()?;
@@ -552,6 +764,8 @@ impl TestEtcdBuilder {
 
     /// How often a watcher created with `progress_notify` gets a progress notification when no
     /// event reached it (etcd's `--watch-progress-notify-interval`, 10 minutes by default).
+    /// A real etcd takes 100 ms at least; a shorter interval needs the embedded backend
+    /// ([`Error::NeedsEmbedded`]).
     ///
     /// ```
     /// use std::time::Duration;
@@ -571,6 +785,8 @@ impl TestEtcdBuilder {
     /// until the test calls [`TestEtcd::advance`]. Lease TTLs, TimeToLive and expiry all read
     /// this clock, so expiry tests need no sleeping. It is the server's own clock: a test that
     /// pauses or advances tokio's clock changes nothing here.
+    ///
+    /// Embedded backend only: on the others starting fails with [`Error::NeedsEmbedded`].
     ///
     /// ```
     /// use std::time::Duration;
@@ -593,6 +809,8 @@ impl TestEtcdBuilder {
     /// Records every request the server receives, for [`TestEtcd::requests`]. Off by default:
     /// a long test would keep every request in memory.
     ///
+    /// Embedded backend only: on the others starting fails with [`Error::NeedsEmbedded`].
+    ///
     /// ```
     /// let etcd = test_etcd::TestEtcd::builder().record_requests().start()?;
     /// assert!(etcd.requests().is_empty());
@@ -608,6 +826,8 @@ impl TestEtcdBuilder {
     /// Tokens read the server's clock, so with [`manual_clock`](Self::manual_clock) a test
     /// expires one with [`TestEtcd::advance`]. Whole seconds as etcd's flag takes them; finer
     /// values work too.
+    ///
+    /// Embedded backend only: on the others starting fails with [`Error::NeedsEmbedded`].
     ///
     /// ```
     /// use std::time::Duration;
@@ -649,8 +869,63 @@ impl TestEtcdBuilder {
         self
     }
 
+    /// Which backend to start, whatever `TEST_ETCD_BACKEND` says. Without this call the
+    /// variable decides, and without the variable the embedded engine runs.
+    ///
+    /// ```no_run
+    /// // Needs the `real-etcd` feature or TEST_ETCD_BIN.
+    /// let etcd = test_etcd::TestEtcd::builder()
+    ///     .backend(test_etcd::Backend::Real)
+    ///     .fixture_str(r#"{"k": "v"}"#)
+    ///     .start()?;
+    /// assert_eq!(etcd.get("k").as_deref(), Some("v"));
+    /// # Ok::<(), test_etcd::Error>(())
+    /// ```
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// The etcd binary the real backend runs, instead of `TEST_ETCD_BIN` or the `real-etcd`
+    /// feature's. Has no effect on the embedded backend.
+    ///
+    /// ```no_run
+    /// let etcd = test_etcd::TestEtcd::builder()
+    ///     .backend(test_etcd::Backend::Real)
+    ///     .etcd_binary("/usr/local/bin/etcd")
+    ///     .start()?;
+    /// # Ok::<(), test_etcd::Error>(())
+    /// ```
+    pub fn etcd_binary(mut self, path: impl Into<PathBuf>) -> Self {
+        self.etcd_binary = Some(path.into());
+        self
+    }
+
+    /// The endpoints of an existing etcd for [`Backend::Existing`], instead of
+    /// `TEST_ETCD_ENDPOINTS`. Has no effect on the other backends.
+    ///
+    /// ```no_run
+    /// let etcd = test_etcd::TestEtcd::builder()
+    ///     .backend(test_etcd::Backend::Existing)
+    ///     .existing_endpoints(["http://127.0.0.1:2379"])
+    ///     .fixture_str(r#"{"/app/leader": "node-1"}"#)
+    ///     .start()?;
+    /// // The fixture went under the guard's prefix, and `get` reads under it.
+    /// assert_eq!(etcd.get("/app/leader").as_deref(), Some("node-1"));
+    /// assert!(etcd.prefix().starts_with("/test-etcd/"));
+    /// # Ok::<(), test_etcd::Error>(())
+    /// ```
+    pub fn existing_endpoints<I, S>(mut self, endpoints: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.endpoints = endpoints.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// Loads the fixtures, binds the port and starts serving. Returns once the server accepts
-    /// connections.
+    /// connections (a real etcd: once it answers a read).
     ///
     /// ```
     /// let etcd = test_etcd::TestEtcd::builder().start()?;
@@ -658,6 +933,18 @@ impl TestEtcdBuilder {
     /// # Ok::<(), test_etcd::Error>(())
     /// ```
     pub fn start(self) -> Result<TestEtcd, Error> {
+        let backend = match self.backend {
+            Some(backend) => backend,
+            None => Backend::from_env()?.unwrap_or(Backend::Embedded),
+        };
+        match backend {
+            Backend::Embedded => self.start_embedded(),
+            Backend::Real => self.start_real(),
+            Backend::Existing => self.start_existing(),
+        }
+    }
+
+    fn start_embedded(self) -> Result<TestEtcd, Error> {
         let version = match &self.version {
             None => Version::DEFAULT,
             Some(text) => {
@@ -762,13 +1049,15 @@ fn launch(
         running.serve(listener, ctx).map_err(Error::Start)?;
     }
     Ok(TestEtcd {
-        running,
-        engine,
-        addr: first_bound,
-        limits,
-        metrics,
-        progress_interval,
-        hooks,
+        inner: Inner::Embedded(Embedded {
+            running,
+            engine,
+            addr: first_bound,
+            limits,
+            metrics,
+            progress_interval,
+            hooks,
+        }),
     })
 }
 
@@ -841,4 +1130,157 @@ fn seed_auth(engine: &Engine, fixture: &fixture::FixtureAuth) {
             let _ = auth.enable(&crate::engine::Caller::Anyone);
         }
     });
+}
+
+impl TestEtcdBuilder {
+    fn start_real(self) -> Result<TestEtcd, Error> {
+        self.refuse_embedded_only()?;
+        let progress_interval = self.progress_interval.unwrap_or(DEFAULT_PROGRESS_INTERVAL);
+        if progress_interval < MIN_REAL_PROGRESS_INTERVAL {
+            return Err(Error::NeedsEmbedded {
+                option: "watch_progress_notify_interval",
+            });
+        }
+        // Fixtures are read before spawning, so that a bad one fails fast.
+        let puts = self.fixture_puts()?;
+        let config = RealConfig {
+            binary: etcd_binary(self.etcd_binary)?,
+            listen: self.addr,
+            max_request_bytes: self.limits.max_request_bytes,
+            max_txn_ops: self.limits.max_txn_ops,
+            progress_interval,
+            members: self.members.unwrap_or(1),
+        };
+        let real = RealEtcd::start(&config)?;
+        real.seed(puts)?;
+        Ok(TestEtcd {
+            inner: Inner::Real(real),
+        })
+    }
+}
+
+impl TestEtcdBuilder {
+    fn start_existing(self) -> Result<TestEtcd, Error> {
+        self.refuse_embedded_only()?;
+        // Options that configure a server we start cannot reach one we did not start.
+        let defaults = TestEtcdBuilder::default();
+        let refused = [
+            (
+                self.limits.max_request_bytes != defaults.limits.max_request_bytes,
+                "max_request_bytes",
+            ),
+            (
+                self.limits.max_txn_ops != defaults.limits.max_txn_ops,
+                "max_txn_ops",
+            ),
+            (
+                self.progress_interval.is_some(),
+                "watch_progress_notify_interval",
+            ),
+            (self.addr.is_some(), "listen"),
+            (self.members.is_some_and(|n| n > 1), "members"),
+        ];
+        if let Some((_, option)) = refused.into_iter().find(|(set, _)| *set) {
+            return Err(Error::NotOnExisting { option });
+        }
+        let puts = self.fixture_puts()?;
+        let endpoints = if self.endpoints.is_empty() {
+            std::env::var(ENDPOINTS_ENV)
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|e| !e.is_empty())
+                .map(str::to_owned)
+                .collect()
+        } else {
+            self.endpoints
+        };
+        let existing = Existing::start(endpoints)?;
+        existing.seed(puts)?;
+        Ok(TestEtcd {
+            inner: Inner::Existing(existing),
+        })
+    }
+}
+
+impl TestEtcdBuilder {
+    /// Fails with [`Error::NeedsEmbedded`] if an option only the embedded engine has was set.
+    fn refuse_embedded_only(&self) -> Result<(), Error> {
+        let defaults = TestEtcdBuilder::default();
+        #[cfg(feature = "tls")]
+        let tls = self.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        let tls = false;
+        let refused = [
+            (self.manual_clock, "manual_clock"),
+            (self.record_requests, "record_requests"),
+            (tls, "tls"),
+            (self.snapshot.is_some(), "restore_snapshot"),
+            (self.version.is_some(), "version"),
+            (
+                self.limits.quota_backend_bytes != defaults.limits.quota_backend_bytes,
+                "quota_backend_bytes",
+            ),
+            (self.token_ttl.is_some(), "auth_token_ttl"),
+        ];
+        match refused.into_iter().find(|(set, _)| *set) {
+            Some((_, option)) => Err(Error::NeedsEmbedded { option }),
+            None => Ok(()),
+        }
+    }
+
+    /// The fixtures' puts, for a real etcd. Leases, a history and auth are the embedded
+    /// engine's: a fixture with them is [`Error::NeedsEmbedded`].
+    fn fixture_puts(&self) -> Result<Vec<KeyValuePair>, Error> {
+        let mut puts = Vec::new();
+        for source in &self.fixtures {
+            let fixture = fixture::load(source)?;
+            if !fixture.leases.is_empty() {
+                return Err(Error::NeedsEmbedded {
+                    option: "fixture leases",
+                });
+            }
+            if fixture.history.is_some() {
+                return Err(Error::NeedsEmbedded {
+                    option: "fixture history",
+                });
+            }
+            if fixture.auth.is_some() {
+                return Err(Error::NeedsEmbedded {
+                    option: "fixture auth",
+                });
+            }
+            puts.extend(fixture.puts.into_iter().map(|p| (p.key, p.value)));
+        }
+        Ok(puts)
+    }
+}
+
+/// A key and its value, as a fixture puts them on a real etcd.
+type KeyValuePair = (Vec<u8>, Vec<u8>);
+
+/// etcd refuses to notify progress more often than this.
+const MIN_REAL_PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The binary the real backend runs: the builder's, else `TEST_ETCD_BIN`, else the feature's.
+fn etcd_binary(given: Option<PathBuf>) -> Result<PathBuf, Error> {
+    if let Some(path) = given {
+        return Ok(path);
+    }
+    if let Some(path) = std::env::var_os(ETCD_BIN_ENV).filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(path));
+    }
+    vendored_binary()
+}
+
+#[cfg(feature = "real-etcd")]
+fn vendored_binary() -> Result<PathBuf, Error> {
+    etcd_bin_vendored::etcd_bin_path()
+        .map(PathBuf::from)
+        .map_err(|_| Error::NoEtcdBinary)
+}
+
+#[cfg(not(feature = "real-etcd"))]
+fn vendored_binary() -> Result<PathBuf, Error> {
+    Err(Error::NoEtcdBinary)
 }

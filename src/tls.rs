@@ -160,7 +160,7 @@ impl TestEtcd {
     /// ```
     #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn ca_pem(&self) -> Option<&str> {
-        self.transport().tls.as_deref().map(Tls::ca_pem)
+        self.transport()?.tls.as_deref().map(Tls::ca_pem)
     }
 
     /// A new client certificate and key with `common_name` as its subject's common name,
@@ -177,7 +177,10 @@ impl TestEtcd {
     /// ```
     #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn client_certificate(&self, common_name: &str) -> Result<ClientCertificate, Error> {
-        let Some(tls) = &self.transport().tls else {
+        let transport = self.transport().ok_or(Error::NeedsEmbedded {
+            option: "client_certificate",
+        })?;
+        let Some(tls) = &transport.tls else {
             return Err(Error::Tls(
                 "the server does not serve TLS: build it with .tls() or .mtls()".to_owned(),
             ));

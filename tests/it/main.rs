@@ -19,6 +19,7 @@ mod lease;
 mod lock;
 mod maintenance;
 mod raw;
+mod real;
 mod rstest_fixtures;
 mod tls;
 mod txn;
