@@ -10,8 +10,9 @@ impl TestEtcd {
     /// state: every lease (ID and granted TTL), and a `history` replaying the keys compaction
     /// kept, the compaction point and every retained revision, with their exact revisions,
     /// versions and leases. Loading a dump and dumping again gives the same document. A lease
-    /// loaded from a dump starts its full TTL again, as after a snapshot restore. Users and
-    /// roles are not in it: their passwords exist only as salted hashes.
+    /// loaded from a dump starts its full TTL again, as after a snapshot restore. Users and roles
+    /// come with it; a password is written as the salted hash the server keeps
+    /// (`password_hash`), never in clear.
     ///
     /// Embedded backend only: on a real etcd it is JSON `null`, which is no fixture.
     ///
@@ -34,10 +35,7 @@ impl TestEtcd {
             return serde_json::Value::Null;
         };
         let image = engine.history_image();
-        // Users and roles stay out: passwords are kept only as salted hashes, which the
-        // fixture format (clear passwords) cannot carry back. `render` takes an auth section
-        // for when it can.
-        let auth = None;
+        let auth = auth_section(&engine.auth(|auth| auth.export()));
         crate::fixture::render_dump(&image, auth)
     }
 
@@ -68,4 +66,57 @@ impl TestEtcd {
         text.push('\n');
         std::fs::write(&path, text).map_err(|source| Error::Write { path, source })
     }
+}
+
+/// The `auth` member of a dump, or `None` when there are no users, roles or enabled auth (so
+/// that a dump without auth stays as it was).
+fn auth_section(export: &crate::engine::AuthExport) -> Option<serde_json::Value> {
+    use crate::pb::authpb::permission::Type;
+    use serde_json::json;
+    if !export.enabled && export.users.is_empty() && export.roles.is_empty() {
+        return None;
+    }
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    let roles: Vec<serde_json::Value> = export
+        .roles
+        .iter()
+        .map(|(name, perms)| {
+            let permissions: Vec<serde_json::Value> = perms
+                .iter()
+                .map(|p| {
+                    let kind = match Type::try_from(p.perm_type) {
+                        Ok(Type::Read) => "READ",
+                        Ok(Type::Write) => "WRITE",
+                        _ => "READWRITE",
+                    };
+                    let mut perm = json!({"key": text(&p.key), "type": kind});
+                    if !p.range_end.is_empty() {
+                        perm["range_end"] = json!(text(&p.range_end));
+                    }
+                    perm
+                })
+                .collect();
+            json!({"name": name, "permissions": permissions})
+        })
+        .collect();
+    let users: Vec<serde_json::Value> = export
+        .users
+        .iter()
+        .map(|user| {
+            let mut entry = json!({"name": user.name, "roles": user.roles});
+            match user.password {
+                Some((salt, hash)) => {
+                    let hex: String = salt
+                        .iter()
+                        .chain(hash.iter())
+                        .map(|b| format!("{b:02x}"))
+                        .collect();
+                    entry["password_hash"] = json!(hex);
+                }
+                None => entry["no_password"] = json!(true),
+            }
+            entry
+        })
+        .collect();
+    Some(json!({"enabled": export.enabled, "roles": roles, "users": users}))
 }

@@ -1114,6 +1114,16 @@ fn seed_auth(engine: &Engine, fixture: &fixture::FixtureAuth) {
             }
         }
         for user in &fixture.users {
+            if let Some(stored) = user.password_hash {
+                let (mut salt, mut hash) = ([0u8; 16], [0u8; 32]);
+                salt.copy_from_slice(&stored[..16]);
+                hash.copy_from_slice(&stored[16..]);
+                let _ = auth.user_add_hashed(&user.name, salt, hash);
+                for role in &user.roles {
+                    let _ = auth.user_grant_role(&user.name, role);
+                }
+                continue;
+            }
             let _ = auth.user_add(&AuthUserAddRequest {
                 name: user.name.clone(),
                 password: user.password.clone().unwrap_or_default(),

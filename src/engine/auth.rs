@@ -49,6 +49,23 @@ struct Token {
     expires: Duration,
 }
 
+/// An auth store's contents, for dumps.
+#[derive(Debug, Clone)]
+pub(crate) struct AuthExport {
+    pub(crate) enabled: bool,
+    pub(crate) roles: Vec<(String, Vec<Permission>)>,
+    pub(crate) users: Vec<ExportedUser>,
+}
+
+/// One user of an [`AuthExport`].
+#[derive(Debug, Clone)]
+pub(crate) struct ExportedUser {
+    pub(crate) name: String,
+    /// Salt and SHA-256, `None` for a user without a password.
+    pub(crate) password: Option<([u8; 16], [u8; 32])>,
+    pub(crate) roles: Vec<String>,
+}
+
 /// The auth state of one server.
 #[derive(Debug, Clone)]
 pub(crate) struct AuthStore {
@@ -289,6 +306,53 @@ impl AuthStore {
         );
         self.revision += 1;
         Ok(())
+    }
+
+    /// Adds a user whose password is already salted and hashed (from a dump). Fails as
+    /// UserAdd does for an empty or existing name.
+    pub(crate) fn user_add_hashed(
+        &mut self,
+        name: &str,
+        salt: [u8; 16],
+        hash: [u8; 32],
+    ) -> Result<(), EtcdError> {
+        if name.is_empty() {
+            return Err(EtcdError::UserEmpty);
+        }
+        if self.users.contains_key(name) {
+            return Err(EtcdError::UserAlreadyExist);
+        }
+        self.users.insert(
+            name.to_owned(),
+            User {
+                password: Some((salt, hash)),
+                roles: BTreeSet::new(),
+            },
+        );
+        self.revision += 1;
+        Ok(())
+    }
+
+    /// Everything a fixture needs to rebuild this store: whether auth is on, each role's
+    /// permissions, and each user's stored password (salt and hash) and roles, by name.
+    pub(crate) fn export(&self) -> AuthExport {
+        AuthExport {
+            enabled: self.enabled,
+            roles: self
+                .roles
+                .iter()
+                .map(|(name, perms)| (name.clone(), perms.clone()))
+                .collect(),
+            users: self
+                .users
+                .iter()
+                .map(|(name, user)| ExportedUser {
+                    name: name.clone(),
+                    password: user.password,
+                    roles: user.roles.iter().cloned().collect(),
+                })
+                .collect(),
+        }
     }
 
     pub(crate) fn user_get(&self, caller: &Caller, name: &str) -> Result<Vec<String>, EtcdError> {

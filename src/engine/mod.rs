@@ -28,7 +28,7 @@ use crate::pb::etcdserverpb::{
     PutResponse, RangeRequest, RangeResponse, TxnRequest, TxnResponse,
 };
 
-pub(crate) use auth::{Access, AuthStore, Caller};
+pub(crate) use auth::{Access, AuthExport, AuthStore, Caller};
 pub(crate) use clock::Clock;
 pub(crate) use cluster::{StartRefusal, Version};
 pub(crate) use error::EtcdError;
