@@ -154,11 +154,6 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let endpoint = options.advertise.unwrap_or_else(|| etcd.endpoint());
-    println!(
-        "test-etcd serving etcd v3 API on {endpoint} (revision {})",
-        etcd.revision()
-    );
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -169,22 +164,53 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(until_signalled());
+    // The signal handlers go in before the ready line: a script that stops the server right
+    // after reading it must find them in place.
+    let signals = {
+        let _entered = runtime.enter();
+        Signals::install()
+    };
+    let endpoint = options.advertise.unwrap_or_else(|| etcd.endpoint());
+    println!(
+        "test-etcd serving etcd v3 API on {endpoint} (revision {})",
+        etcd.revision()
+    );
+    runtime.block_on(signals.wait());
     etcd.shutdown();
     ExitCode::SUCCESS
 }
 
-async fn until_signalled() {
+/// SIGINT and SIGTERM, registered as soon as this is made.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Signals {
+                term: signal(SignalKind::terminate()).ok(),
+                interrupt: signal(SignalKind::interrupt()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        if let (Some(mut term), Some(mut interrupt)) = (self.term, self.interrupt) {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
+                _ = interrupt.recv() => {}
             }
             return;
         }
+        let _ = tokio::signal::ctrl_c().await;
     }
-    let _ = tokio::signal::ctrl_c().await;
 }
