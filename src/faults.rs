@@ -694,7 +694,7 @@ impl Engine {
         let (key, range_end) = if prefix.is_empty() {
             (vec![0], vec![0])
         } else {
-            (prefix.to_vec(), prefix_end(prefix))
+            (prefix.to_vec(), crate::engine::prefix_end(prefix))
         };
         let request = RangeRequest {
             key,
@@ -703,18 +703,4 @@ impl Engine {
         };
         self.range(&request).map(|r| r.kvs).unwrap_or_default()
     }
-}
-
-/// The range end that makes a range of every key starting with `prefix` (etcd's
-/// `GetPrefixRangeEnd`).
-pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    // All 0xff: every key from the prefix on.
-    vec![0]
 }

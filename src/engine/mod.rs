@@ -35,7 +35,7 @@ pub(crate) use error::EtcdError;
 use kv::KvState;
 pub(crate) use lease::run_expiry;
 pub(crate) use maintenance::{put_cost, txn_cost, LEASE_GRANT_COST};
-pub(crate) use mvcc::{Change, KeyRange};
+pub(crate) use mvcc::{prefix_end, Change, KeyRange};
 pub(crate) use snapshot::trailer as snapshot_trailer;
 pub(crate) use watch::{RevisionEvents, WatchFilter, WatchRead};
 

@@ -21,6 +21,20 @@ pub(crate) struct KeyRange {
     pub(crate) end: RangeEnd,
 }
 
+/// The range end that makes a range of every key starting with `prefix`, as etcd clients
+/// compute it: drop trailing 0xff bytes and increment the last one; all 0xff (or empty) gives
+/// `"\0"`, every key from the prefix on.
+pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
 /// Where a [`KeyRange`] stops.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum RangeEnd {
@@ -448,6 +462,14 @@ mod tests {
         store
             .get(key.as_bytes(), revision)
             .map(|kv| String::from_utf8_lossy(&kv.value).into_owned())
+    }
+
+    #[test]
+    fn prefix_ends_skip_trailing_ff_bytes() {
+        assert_eq!(prefix_end(b"a/"), b"a0");
+        assert_eq!(prefix_end(&[b'a', 0xff]), b"b");
+        assert_eq!(prefix_end(&[0xff, 0xff]), [0]);
+        assert_eq!(prefix_end(b""), [0]);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 pub(crate) mod election;
 pub(crate) mod lock;
 
-use crate::engine::{Engine, EtcdError};
+use crate::engine::{prefix_end, Engine, EtcdError};
 use crate::pb::etcdserverpb::{
     compare::{CompareResult, CompareTarget, TargetUnion},
     range_request::{SortOrder, SortTarget},
@@ -70,19 +70,6 @@ fn prefix_of(name: &[u8]) -> Vec<u8> {
     let mut prefix = name.to_vec();
     prefix.push(b'/');
     prefix
-}
-
-/// The end of the range of keys starting with `prefix`.
-pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    // Every byte was 0xff: the range runs to the end of the keyspace.
-    vec![0]
 }
 
 /// A range over the keys under `prefix`, oldest (or newest) creation first, one key.
@@ -194,12 +181,5 @@ mod tests {
         assert_eq!(own_key(&prefix_of(b"lk2"), 0xab), b"lk2/ab");
         assert_eq!(own_key(&prefix_of(b"x"), -5), b"x/-5");
         assert_eq!(own_key(&prefix_of(b""), i64::MIN), b"/-8000000000000000");
-    }
-
-    #[test]
-    fn prefix_ends_skip_trailing_ff_bytes() {
-        assert_eq!(prefix_end(b"a/"), b"a0");
-        assert_eq!(prefix_end(&[b'a', 0xff]), b"b");
-        assert_eq!(prefix_end(&[0xff, 0xff]), [0]);
     }
 }

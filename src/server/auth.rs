@@ -97,7 +97,7 @@ impl Context {
         let (key, end) = if under_name {
             let mut prefix = name_or_key.to_vec();
             prefix.push(b'/');
-            let end = crate::recipes::prefix_end(&prefix);
+            let end = crate::engine::prefix_end(&prefix);
             (prefix, end)
         } else {
             (name_or_key.to_vec(), Vec::new())
