@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::Error;
-use crate::pb::etcdserverpb::{DeleteRangeRequest, PutRequest, RangeRequest};
-use crate::real::call;
+use crate::pb::etcdserverpb::DeleteRangeRequest;
+use crate::real::{self, call};
 
 /// A guard's share of an existing etcd.
 #[derive(Debug)]
@@ -71,48 +71,18 @@ impl Existing {
 
     /// Puts each pair under the prefix, one request each.
     pub(crate) fn seed(&self, puts: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), Error> {
-        if puts.is_empty() {
-            return Ok(());
-        }
-        let puts: Vec<_> = puts.into_iter().map(|(k, v)| (self.key(&k), v)).collect();
-        call(self.addr, |mut kv| async move {
-            for (key, value) in puts {
-                let req = PutRequest {
-                    key,
-                    value,
-                    ..Default::default()
-                };
-                kv.put(req).await?;
-            }
-            Ok(())
-        })
-        .map_err(Error::EtcdRequest)
+        let puts = puts.into_iter().map(|(k, v)| (self.key(&k), v)).collect();
+        real::put_all(self.addr, puts)
     }
 
     /// The current value of `key` under the prefix.
     pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, String> {
-        let key = self.key(key);
-        call(self.addr, |mut kv| async move {
-            let req = RangeRequest {
-                key,
-                ..Default::default()
-            };
-            let resp = kv.range(req).await?.into_inner();
-            Ok(resp.kvs.into_iter().next().map(|kv| kv.value))
-        })
+        real::get(self.addr, self.key(key))
     }
 
     /// The shared store's current revision (every guard's writes count).
     pub(crate) fn revision(&self) -> Result<i64, String> {
-        call(self.addr, |mut kv| async move {
-            let req = RangeRequest {
-                key: vec![0],
-                count_only: true,
-                ..Default::default()
-            };
-            let resp = kv.range(req).await?.into_inner();
-            Ok(resp.header.map_or(0, |h| h.revision))
-        })
+        real::revision(self.addr)
     }
 
     /// Deletes every key under the prefix, once.
@@ -121,11 +91,7 @@ impl Existing {
             return;
         }
         let key = self.prefix.as_bytes().to_vec();
-        let mut range_end = key.clone();
-        // The prefix ends in '/', so incrementing its last byte gives its range end.
-        if let Some(last) = range_end.last_mut() {
-            *last += 1;
-        }
+        let range_end = crate::engine::prefix_end(&key);
         let _ = call(self.addr, |mut kv| async move {
             kv.delete_range(DeleteRangeRequest {
                 key,

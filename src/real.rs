@@ -98,48 +98,62 @@ impl RealEtcd {
 
     /// Puts each pair, one request (so one revision) each, as the embedded seed does.
     pub(crate) fn seed(&self, puts: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), Error> {
-        if puts.is_empty() {
-            return Ok(());
-        }
-        call(self.addr(), |mut kv| async move {
-            for (key, value) in puts {
-                let req = PutRequest {
-                    key,
-                    value,
-                    ..Default::default()
-                };
-                kv.put(req).await?;
-            }
-            Ok(())
-        })
-        .map_err(Error::EtcdRequest)
+        put_all(self.addr(), puts)
     }
 
     /// The current value of `key`, read with a Range.
     pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, String> {
-        let key = key.to_vec();
-        call(self.addr(), |mut kv| async move {
-            let req = RangeRequest {
-                key,
-                ..Default::default()
-            };
-            let resp = kv.range(req).await?.into_inner();
-            Ok(resp.kvs.into_iter().next().map(|kv| kv.value))
-        })
+        get(self.addr(), key.to_vec())
     }
 
     /// The current revision, from the header of a Range.
     pub(crate) fn revision(&self) -> Result<i64, String> {
-        call(self.addr(), |mut kv| async move {
-            let req = RangeRequest {
-                key: vec![0],
-                count_only: true,
+        revision(self.addr())
+    }
+}
+
+/// Puts each pair on the etcd at `addr`, one request (so one revision) each.
+pub(crate) fn put_all(addr: SocketAddr, puts: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), Error> {
+    if puts.is_empty() {
+        return Ok(());
+    }
+    call(addr, |mut kv| async move {
+        for (key, value) in puts {
+            let req = PutRequest {
+                key,
+                value,
                 ..Default::default()
             };
-            let resp = kv.range(req).await?.into_inner();
-            Ok(resp.header.map_or(0, |h| h.revision))
-        })
-    }
+            kv.put(req).await?;
+        }
+        Ok(())
+    })
+    .map_err(Error::EtcdRequest)
+}
+
+/// The current value of `key` on the etcd at `addr`.
+pub(crate) fn get(addr: SocketAddr, key: Vec<u8>) -> Result<Option<Vec<u8>>, String> {
+    call(addr, |mut kv| async move {
+        let req = RangeRequest {
+            key,
+            ..Default::default()
+        };
+        let resp = kv.range(req).await?.into_inner();
+        Ok(resp.kvs.into_iter().next().map(|kv| kv.value))
+    })
+}
+
+/// The current revision of the etcd at `addr`, from the header of a count-only Range.
+pub(crate) fn revision(addr: SocketAddr) -> Result<i64, String> {
+    call(addr, |mut kv| async move {
+        let req = RangeRequest {
+            key: vec![0],
+            count_only: true,
+            ..Default::default()
+        };
+        let resp = kv.range(req).await?.into_inner();
+        Ok(resp.header.map_or(0, |h| h.revision))
+    })
 }
 
 impl Drop for RealEtcd {
