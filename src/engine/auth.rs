@@ -587,9 +587,15 @@ fn interval(key: &[u8], range_end: &[u8]) -> Interval {
 /// A small generator for salts and token letters, seeded from the OS-keyed hasher std uses for
 /// its hash maps: unpredictable enough for a test server, and no extra dependency.
 #[derive(Debug, Clone)]
-struct Random(u64);
+pub(crate) struct Random(u64);
 
 impl Random {
+    /// A generator that repeats for the same seed (property tests replay seeds).
+    #[cfg(test)]
+    pub(crate) fn seeded(seed: u64) -> Self {
+        Random(seed)
+    }
+
     fn new() -> Self {
         use std::hash::{BuildHasher, Hasher};
         let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
@@ -598,7 +604,7 @@ impl Random {
     }
 
     /// splitmix64
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);

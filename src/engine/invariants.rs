@@ -23,16 +23,12 @@ use super::{Engine, EtcdError, KeyRange, Limits, WatchFilter, WatchRead};
 
 type State = BTreeMap<Vec<u8>, Vec<u8>>;
 
-/// splitmix64: small, seedable, good enough to pick operations.
-struct Rng(u64);
+/// Picks operations from the engine's own seedable generator.
+struct Rng(super::auth::Random);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next()
     }
 
     fn below(&mut self, n: u64) -> u64 {
@@ -138,7 +134,7 @@ fn random_op(rng: &mut Rng, engine: &Engine, leases: &mut Vec<i64>) {
 
 fn check_seed(seed: u64, steps: usize) {
     let engine = Engine::new(Limits::default());
-    let mut rng = Rng(seed);
+    let mut rng = Rng(super::auth::Random::seeded(seed));
     let mut leases = Vec::new();
     let mut history: BTreeMap<i64, State> = BTreeMap::from([(1, State::new())]);
     let mut hashes: BTreeMap<i64, u32> = BTreeMap::new();
