@@ -170,6 +170,22 @@
 //! Each server runs on its own thread and runtime. [`TestEtcd::start`] is a plain function: call
 //! it from `#[test]`, `#[tokio::test]` of either flavour (paused clock included) or an rstest
 //! fixture. Dropping the guard stops the server, closes its connections and frees its port.
+//!
+//! # How it differs from a real etcd
+//!
+//! Answers follow etcd 3.7.2 (codes, error messages, revisions, headers), and a conformance
+//! suite compares the two on every change. What differs, on purpose:
+//!
+//! - Raft is simulated: every member serves the same state at once, so members never lag.
+//! - Leases expire at their deadline on the server's clock (real or manual), where etcd checks
+//!   every 500 ms.
+//! - Passwords are salted SHA-256, not bcrypt, so tests with auth stay fast; tokens are simple
+//!   tokens only (no JWT).
+//! - Snapshots are in this crate's own format; the backend size (for the space quota) is
+//!   modelled, not a file.
+//! - Requests that would crash etcd 3.7.2 (see README's list) are refused with an error instead.
+//!
+//! README's "Differences from a real etcd" has the full list.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
