@@ -563,8 +563,8 @@ mod ceiling {
 
     pub(super) fn start(big_keys: usize) -> Target {
         let kv = |key: String| KeyValue {
-            key: key.into_bytes(),
-            value: vec![b'v'; 128],
+            key: key.into_bytes().into(),
+            value: vec![b'v'; 128].into(),
             create_revision: 2,
             mod_revision: 2,
             version: 1,

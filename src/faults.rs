@@ -639,8 +639,8 @@ impl TestEtcd {
             .inspect_prefix(prefix.as_ref())
             .into_iter()
             .map(|kv| KeyValue {
-                key: kv.key,
-                value: kv.value,
+                key: kv.key.into(),
+                value: kv.value.into(),
                 create_revision: kv.create_revision,
                 mod_revision: kv.mod_revision,
                 version: kv.version,

@@ -139,7 +139,7 @@ pub(crate) fn get(addr: SocketAddr, key: Vec<u8>) -> Result<Option<Vec<u8>>, Str
             ..Default::default()
         };
         let resp = kv.range(req).await?.into_inner();
-        Ok(resp.kvs.into_iter().next().map(|kv| kv.value))
+        Ok(resp.kvs.into_iter().next().map(|kv| kv.value.into()))
     })
 }
 

@@ -69,6 +69,9 @@ fn generate(proto_root: &Path) -> (BTreeMap<String, String>, Vec<u8>) {
         // No `connect()` helpers: they would tie the generated code to tonic's transport.
         .build_transport(false)
         .emit_rerun_if_changed(false)
+        // A stored pair's key and value are shared, not copied, into every answer that
+        // returns them (a range, a watch event, a prev_kv).
+        .bytes(".mvccpb.KeyValue")
         .out_dir(&out.0)
         .compile_fds(fds)
         .expect("tonic-prost-build");

@@ -59,8 +59,8 @@ impl Engine {
     /// Replaces the fresh state with `image`. Leases start their full TTL now, as a snapshot's.
     pub(crate) fn restore_history(&self, image: &FixtureHistory) {
         let kv = |kv: &HistoryKv| KeyValue {
-            key: kv.key.clone(),
-            value: kv.value.clone(),
+            key: kv.key.clone().into(),
+            value: kv.value.clone().into(),
             create_revision: kv.create_revision,
             mod_revision: kv.mod_revision,
             version: kv.version,
@@ -75,7 +75,9 @@ impl Engine {
                     .iter()
                     .map(|change| match change {
                         HistoryChange::Put(put) => Change::Put(kv(put).into()),
-                        HistoryChange::Delete(key) => Change::Delete { key: key.clone() },
+                        HistoryChange::Delete(key) => Change::Delete {
+                            key: key.clone().into(),
+                        },
                     })
                     .collect(),
             })
@@ -103,8 +105,8 @@ impl Engine {
     /// The state as a store image: what `dump` writes.
     pub(crate) fn history_image(&self) -> FixtureHistory {
         let kv = |kv: &KeyValue| HistoryKv {
-            key: kv.key.clone(),
-            value: kv.value.clone(),
+            key: kv.key.to_vec(),
+            value: kv.value.to_vec(),
             create_revision: kv.create_revision,
             mod_revision: kv.mod_revision,
             version: kv.version,
@@ -126,7 +128,7 @@ impl Engine {
                         .iter()
                         .map(|change| match change {
                             Change::Put(put) => HistoryChange::Put(kv(put)),
-                            Change::Delete { key } => HistoryChange::Delete(key.clone()),
+                            Change::Delete { key } => HistoryChange::Delete(key.to_vec()),
                         })
                         .collect();
                     (entry.revision, changes)

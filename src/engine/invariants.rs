@@ -51,7 +51,7 @@ fn state_at(engine: &Engine, revision: i64) -> Result<State, EtcdError> {
         .range(&r)?
         .kvs
         .into_iter()
-        .map(|kv| (kv.key, kv.value))
+        .map(|kv| (kv.key.to_vec(), kv.value.to_vec()))
         .collect())
 }
 
@@ -198,9 +198,9 @@ fn check_seed(seed: u64, steps: usize) {
             for event in batches.iter().flat_map(|b| &b.events) {
                 let kv = event.kv.clone().unwrap_or_default();
                 if event.r#type == EventType::Delete as i32 {
-                    replayed.remove(&kv.key);
+                    replayed.remove(&kv.key[..]);
                 } else {
-                    replayed.insert(kv.key, kv.value);
+                    replayed.insert(kv.key.to_vec(), kv.value.to_vec());
                 }
             }
             assert_eq!(replayed, state_after, "{context}: watch replay from {from}");

@@ -3,6 +3,9 @@
 //! rest of the header.
 
 use std::cmp::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
 
 use crate::pb::etcdserverpb::{
     compare::{CompareResult, CompareTarget, TargetUnion},
@@ -123,11 +126,11 @@ impl KvState {
                 if r.ignore_value {
                     prev.value.clone()
                 } else {
-                    r.value.clone()
+                    r.value.clone().into()
                 },
                 if r.ignore_lease { prev.lease } else { r.lease },
             ),
-            None => (r.value.clone(), r.lease),
+            None => (r.value.clone().into(), r.lease),
         };
         if let Some(prev) = &prev {
             if prev.lease != 0 && prev.lease != lease {
@@ -307,7 +310,7 @@ fn compare_kv(c: &Compare, kv: &KeyValue) -> bool {
                 Some(TargetUnion::Value(v)) => v.as_slice(),
                 _ => &[],
             };
-            kv.value.as_slice().cmp(operand)
+            kv.value[..].cmp(operand)
         }
         // An unknown target compares as equal in etcd.
         Err(_) => Ordering::Equal,
@@ -347,9 +350,9 @@ fn execute_range(store: &Store, r: &RangeRequest) -> Result<RangeResponse, EtcdE
         fetch,
         r.count_only,
     );
-    let mut kvs: Vec<KeyValue> = found
+    // Filter, sort and cut the shared pairs; only what is returned gets copied.
+    let mut found: Vec<&Arc<KeyValue>> = found
         .iter()
-        .map(|kv| KeyValue::clone(kv))
         .filter(|kv| {
             (r.max_mod_revision == 0 || kv.mod_revision <= r.max_mod_revision)
                 && (r.min_mod_revision == 0 || kv.mod_revision >= r.min_mod_revision)
@@ -365,7 +368,7 @@ fn execute_range(store: &Store, r: &RangeRequest) -> Result<RangeResponse, EtcdE
         (order, _) => order,
     };
     if order != SortOrder::None {
-        let by = |a: &KeyValue, b: &KeyValue| match target {
+        let by = |a: &&Arc<KeyValue>, b: &&Arc<KeyValue>| match target {
             SortTarget::Key => a.key.cmp(&b.key),
             SortTarget::Version => a.version.cmp(&b.version),
             SortTarget::Create => a.create_revision.cmp(&b.create_revision),
@@ -374,29 +377,34 @@ fn execute_range(store: &Store, r: &RangeRequest) -> Result<RangeResponse, EtcdE
         };
         // Stable, so that ties stay in key order as observed on etcd.
         if order == SortOrder::Descend {
-            kvs.sort_by(|a, b| by(b, a));
+            found.sort_by(|a, b| by(b, a));
         } else {
-            kvs.sort_by(by);
+            found.sort_by(by);
         }
     }
     let mut more = false;
     if let Ok(limit) = usize::try_from(r.limit) {
-        if limit > 0 && kvs.len() > limit {
-            kvs.truncate(limit);
+        if limit > 0 && found.len() > limit {
+            found.truncate(limit);
             more = true;
         }
     }
-    if r.keys_only {
+    let kvs = if r.keys_only {
         // etcd 3.7 serves keys-only reads from its index, which has no lease, unless it must
         // read values to sort by them.
         let keep_lease = target == SortTarget::Value;
-        for kv in &mut kvs {
-            kv.value.clear();
-            if !keep_lease {
-                kv.lease = 0;
-            }
-        }
-    }
+        found
+            .into_iter()
+            .map(|kv| KeyValue {
+                key: kv.key.clone(),
+                value: Bytes::new(),
+                lease: if keep_lease { kv.lease } else { 0 },
+                ..**kv
+            })
+            .collect()
+    } else {
+        found.into_iter().map(|kv| KeyValue::clone(kv)).collect()
+    };
     Ok(RangeResponse {
         header: header(store.revision()),
         kvs,
@@ -569,7 +577,7 @@ mod tests {
         let Some(Response::ResponseRange(read)) = &resp.responses[1].response else {
             panic!("not a range")
         };
-        assert_eq!(read.kvs[0].value, b"new");
+        assert_eq!(read.kvs[0].value, &b"new"[..]);
         assert_eq!(read.kvs[0].mod_revision, 3);
         assert_eq!(state.store.revision(), 3);
     }

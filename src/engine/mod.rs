@@ -445,7 +445,7 @@ impl Engine {
         self.state()
             .store
             .get_current(key)
-            .map(|kv| kv.value.clone())
+            .map(|kv| kv.value.to_vec())
     }
 }
 

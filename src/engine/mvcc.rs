@@ -7,6 +7,7 @@
 use std::ops::Bound;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use rpds::RedBlackTreeMapSync;
 
 use crate::pb::mvccpb::KeyValue;
@@ -94,7 +95,7 @@ pub(crate) enum Change {
     /// The key now has this value.
     Put(Arc<KeyValue>),
     /// The key was deleted; `key` is its name.
-    Delete { key: Vec<u8> },
+    Delete { key: Bytes },
 }
 
 impl Change {
@@ -230,7 +231,7 @@ impl Store {
     }
 
     /// Puts `value` under `key` with `lease`, at the revision of the open write.
-    pub(crate) fn put(&mut self, key: &[u8], value: Vec<u8>, lease: i64) -> Arc<KeyValue> {
+    pub(crate) fn put(&mut self, key: &[u8], value: Bytes, lease: i64) -> Arc<KeyValue> {
         let rev = self.begin_write();
         let previous = self.index.get(key).and_then(|versions| versions.last());
         let (create_revision, version) = match previous.and_then(|v| v.kv.as_ref()) {
@@ -238,7 +239,7 @@ impl Store {
             None => (rev, 1),
         };
         let kv = Arc::new(KeyValue {
-            key: key.to_vec(),
+            key: Bytes::copy_from_slice(key),
             create_revision,
             mod_revision: rev,
             version,
@@ -266,7 +267,7 @@ impl Store {
         }
         let rev = self.begin_write();
         for kv in &doomed {
-            if let Some(versions) = self.index.get_mut(&kv.key) {
+            if let Some(versions) = self.index.get_mut(&kv.key[..]) {
                 versions.push(Version {
                     revision: rev,
                     kv: None,
@@ -449,7 +450,7 @@ mod tests {
     use super::*;
 
     fn put(store: &mut Store, key: &str, value: &str) -> i64 {
-        store.put(key.as_bytes(), value.as_bytes().to_vec(), 0);
+        store.put(key.as_bytes(), value.to_owned().into(), 0);
         store.commit().unwrap_or_default()
     }
 
@@ -522,7 +523,7 @@ mod tests {
         }
         let keys = |start: &[u8], end: &[u8]| -> Vec<Vec<u8>> {
             let (kvs, _) = store.range(&KeyRange::new(start, end), store.revision(), 0, false);
-            kvs.iter().map(|kv| kv.key.clone()).collect()
+            kvs.iter().map(|kv| kv.key.to_vec()).collect()
         };
         assert_eq!(keys(b"b", b""), vec![b"b".to_vec()]);
         assert_eq!(keys(b"b", b"d"), vec![b"b".to_vec(), b"c".to_vec()]);
@@ -598,8 +599,8 @@ mod tests {
     fn a_write_txn_is_one_revision_and_rollback_undoes_it() {
         let mut store = Store::default();
         put(&mut store, "a", "1"); // 2
-        store.put(b"a", b"2".to_vec(), 0);
-        store.put(b"b", b"1".to_vec(), 0);
+        store.put(b"a", Bytes::from_static(b"2"), 0);
+        store.put(b"b", Bytes::from_static(b"1"), 0);
         store.delete_range(&KeyRange::new(b"a", b""));
         assert_eq!(store.revision(), 3);
         assert_eq!(

@@ -197,7 +197,7 @@ impl Engine {
                             },
                             Change::Delete { key } => ChangeImage {
                                 put: None,
-                                deleted: key.clone(),
+                                deleted: key.to_vec(),
                             },
                         })
                         .collect(),
@@ -230,7 +230,7 @@ impl Engine {
                     .map(|change| match change.put {
                         Some(kv) => Change::Put(kv.into()),
                         None => Change::Delete {
-                            key: change.deleted,
+                            key: change.deleted.into(),
                         },
                     })
                     .collect(),
@@ -305,7 +305,7 @@ mod tests {
             revision: 3,
             ..Default::default()
         });
-        assert_eq!(old.unwrap().kvs[0].value, b"1");
+        assert_eq!(old.unwrap().kvs[0].value, &b"1"[..]);
         assert!(r
             .range(&RangeRequest {
                 key: b"a".to_vec(),

@@ -127,7 +127,7 @@ mod tests {
     }
 
     fn put(store: &mut Store, key: &str, value: &str) {
-        store.put(key.as_bytes(), value.as_bytes().to_vec(), 0);
+        store.put(key.as_bytes(), value.to_owned().into(), 0);
         store.commit();
     }
 
@@ -159,7 +159,7 @@ mod tests {
             batches[0].events[0]
                 .prev_kv
                 .as_ref()
-                .map(|kv| kv.value.clone()),
+                .map(|kv| kv.value.to_vec()),
             Some(b"1".to_vec())
         );
     }
@@ -196,7 +196,7 @@ mod tests {
         let kv = delete.kv.clone().unwrap();
         assert_eq!(
             (
-                kv.key.as_slice(),
+                &kv.key[..],
                 kv.mod_revision,
                 kv.version,
                 kv.value.len()
@@ -204,7 +204,7 @@ mod tests {
             (&b"k"[..], 3, 0, 0)
         );
         assert_eq!(
-            delete.prev_kv.as_ref().map(|kv| kv.value.clone()),
+            delete.prev_kv.as_ref().map(|kv| kv.value.to_vec()),
             Some(b"v".to_vec())
         );
     }

@@ -2,8 +2,8 @@
 /// A stored key with its MVCC metadata.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct KeyValue {
-    #[prost(bytes = "vec", tag = "1")]
-    pub key: ::prost::alloc::vec::Vec<u8>,
+    #[prost(bytes = "bytes", tag = "1")]
+    pub key: ::prost::bytes::Bytes,
     /// Revision at which the key was (last) created.
     #[prost(int64, tag = "2")]
     pub create_revision: i64,
@@ -13,8 +13,8 @@ pub struct KeyValue {
     /// Number of modifications since creation; reset to 0 by a delete.
     #[prost(int64, tag = "4")]
     pub version: i64,
-    #[prost(bytes = "vec", tag = "5")]
-    pub value: ::prost::alloc::vec::Vec<u8>,
+    #[prost(bytes = "bytes", tag = "5")]
+    pub value: ::prost::bytes::Bytes,
     /// Attached lease ID; 0 = no lease.
     #[prost(int64, tag = "6")]
     pub lease: i64,

@@ -71,7 +71,7 @@ pub(crate) async fn campaign(
 /// The value of the key a failed campaign txn read.
 fn existing_value(txn: &crate::pb::etcdserverpb::TxnResponse) -> Option<&[u8]> {
     match txn.responses.first().and_then(|r| r.response.as_ref()) {
-        Some(Response::ResponseRange(range)) => range.kvs.first().map(|kv| kv.value.as_slice()),
+        Some(Response::ResponseRange(range)) => range.kvs.first().map(|kv| &kv.value[..]),
         _ => None,
     }
 }

@@ -177,8 +177,8 @@ mod tests {
     fn answer(n: usize, value_len: usize) -> RangeResponse {
         let kvs = (0..n)
             .map(|i| KeyValue {
-                key: format!("k{i:06}").into_bytes(),
-                value: vec![b'v'; value_len],
+                key: format!("k{i:06}").into(),
+                value: vec![b'v'; value_len].into(),
                 ..Default::default()
             })
             .collect();

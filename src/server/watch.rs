@@ -506,8 +506,8 @@ mod tests {
     fn event(size: usize) -> Event {
         Event {
             kv: Some(KeyValue {
-                key: b"k".to_vec(),
-                value: vec![0; size],
+                key: bytes::Bytes::from_static(b"k"),
+                value: vec![0; size].into(),
                 ..Default::default()
             }),
             ..Default::default()
