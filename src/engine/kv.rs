@@ -344,22 +344,21 @@ fn execute_range(store: &Store, r: &RangeRequest) -> Result<RangeResponse, EtcdE
     } else {
         0
     };
-    let (found, count) = store.range(
+    let (mut found, count) = store.range(
         &KeyRange::new(&r.key, &r.range_end),
         revision,
         fetch,
         r.count_only,
     );
-    // Filter, sort and cut the shared pairs; only what is returned gets copied.
-    let mut found: Vec<&Arc<KeyValue>> = found
-        .iter()
-        .filter(|kv| {
+    // Filter, sort and cut the stored pairs; only what is returned gets copied.
+    if filtered {
+        found.retain(|kv| {
             (r.max_mod_revision == 0 || kv.mod_revision <= r.max_mod_revision)
                 && (r.min_mod_revision == 0 || kv.mod_revision >= r.min_mod_revision)
                 && (r.max_create_revision == 0 || kv.create_revision <= r.max_create_revision)
                 && (r.min_create_revision == 0 || kv.create_revision >= r.min_create_revision)
-        })
-        .collect();
+        });
+    }
     let order = match (order, target) {
         (SortOrder::None, SortTarget::Key) | (SortOrder::Ascend, SortTarget::Key) => {
             SortOrder::None

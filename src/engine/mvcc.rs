@@ -181,7 +181,7 @@ impl Store {
         revision: i64,
         limit: usize,
         count_only: bool,
-    ) -> (Vec<Arc<KeyValue>>, usize) {
+    ) -> (Vec<&Arc<KeyValue>>, usize) {
         let mut kvs = Vec::new();
         let mut count = 0;
         let Some(bounds) = range.bounds() else {
@@ -191,7 +191,7 @@ impl Store {
             if let Some(kv) = live_at(versions, revision) {
                 count += 1;
                 if !count_only && (limit == 0 || kvs.len() < limit) {
-                    kvs.push(Arc::clone(kv));
+                    kvs.push(kv);
                 }
             }
         }
@@ -262,6 +262,7 @@ impl Store {
     /// something is deleted). Returns the deleted pairs in key order.
     pub(crate) fn delete_range(&mut self, range: &KeyRange) -> Vec<Arc<KeyValue>> {
         let (doomed, _) = self.range(range, self.revision, 0, false);
+        let doomed: Vec<Arc<KeyValue>> = doomed.into_iter().cloned().collect();
         if doomed.is_empty() {
             return doomed;
         }
