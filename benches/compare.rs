@@ -35,7 +35,7 @@ const FULL: Sizes = Sizes {
     cell: Duration::from_secs(2),
     concurrency: &[1, 16, 64],
     range_keys: 10_000,
-    range_rounds: 30,
+    range_rounds: 60,
     fixture_keys: 100_000,
     idle_servers: 1_000,
     watch_puts: 2_000,
@@ -203,20 +203,44 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
         .unwrap_or_default()
 }
 
-/// Mean time of a range over the `big/` prefix.
-async fn big_range(endpoint: &str, rounds: usize, keys: usize) -> Duration {
-    let mut c = Client::connect([endpoint], None).await.expect("connect");
-    let mut total = Duration::ZERO;
-    for _ in 0..rounds {
-        let t = Instant::now();
-        let resp = c
-            .get("big/", Some(GetOptions::new().with_prefix()))
-            .await
-            .expect("range");
-        total += t.elapsed();
-        assert_eq!(resp.kvs().len(), keys);
+/// Ranges over the `big/` prefix, one round per target in turn (so that a noisy moment hits
+/// every target alike): each target's median time, and the medians of the per-round ratios
+/// ours/ceiling and ours/etcd.
+async fn big_range(endpoints: &[String], rounds: usize, keys: usize) -> (Vec<Duration>, f64, f64) {
+    let mut clients = Vec::new();
+    for e in endpoints {
+        clients.push(Client::connect([e.as_str()], None).await.expect("connect"));
     }
-    total / rounds as u32
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); clients.len()];
+    for _ in 0..rounds {
+        for (c, t) in clients.iter_mut().zip(&mut times) {
+            let start = Instant::now();
+            let resp = c
+                .get("big/", Some(GetOptions::new().with_prefix()))
+                .await
+                .expect("range");
+            t.push(start.elapsed());
+            assert_eq!(resp.kvs().len(), keys);
+        }
+    }
+    let ratio = |target: usize| {
+        let mut r: Vec<f64> = times[0]
+            .iter()
+            .zip(&times[target])
+            .map(|(ours, other)| ours.as_secs_f64() / other.as_secs_f64())
+            .collect();
+        r.sort_by(f64::total_cmp);
+        r[r.len() / 2]
+    };
+    let (vs_etcd, vs_ceiling) = (ratio(1), ratio(2));
+    let medians = times
+        .into_iter()
+        .map(|mut t| {
+            t.sort();
+            t[t.len() / 2]
+        })
+        .collect();
+    (medians, vs_ceiling, vs_etcd)
 }
 
 async fn fill_big(endpoint: &str, keys: usize) {
@@ -446,22 +470,17 @@ async fn run(sizes: Sizes) -> String {
     // A range over many keys (the ceiling answers the same data from memory).
     fill_big(&endpoints[0], sizes.range_keys).await;
     fill_big(&endpoints[1], sizes.range_keys).await;
-    let big: Vec<Duration> = {
-        let mut v = Vec::new();
-        for e in &endpoints {
-            v.push(big_range(e, sizes.range_rounds, sizes.range_keys).await);
-        }
-        v
-    };
+    let (big, vs_ceiling, vs_etcd) =
+        big_range(&endpoints, sizes.range_rounds, sizes.range_keys).await;
     let _ = writeln!(
         out,
-        "| range of {} keys | {} | {} | {} | {:.2} | {:.2} |",
+        "| range of {} keys (median; ratios: median per round) | {} | {} | {} | {:.2} | {:.2} |",
         sizes.range_keys,
         ms(big[0]),
         ms(big[1]),
         ms(big[2]),
-        big[0].as_secs_f64() / big[2].as_secs_f64(),
-        big[0].as_secs_f64() / big[1].as_secs_f64()
+        vs_ceiling,
+        vs_etcd
     );
 
     // Watch delivery (ours and etcd; the ceiling does not watch).

@@ -325,6 +325,20 @@ fn compare_kv(c: &Compare, kv: &KeyValue) -> bool {
     }
 }
 
+/// A stored pair as a range returns it: shared key and value, or with `keys_only` no value and,
+/// as etcd 3.7 serves those from its index, no lease unless values were read to sort by them.
+fn returned_pair(kv: &Arc<KeyValue>, keys_only: bool, sorted_by_value: bool) -> KeyValue {
+    if !keys_only {
+        return KeyValue::clone(kv);
+    }
+    KeyValue {
+        key: kv.key.clone(),
+        value: Bytes::new(),
+        lease: if sorted_by_value { kv.lease } else { 0 },
+        ..**kv
+    }
+}
+
 /// Range over `store` as etcd executes it, inside or outside a txn.
 fn execute_range(store: &Store, r: &RangeRequest) -> Result<RangeResponse, EtcdError> {
     let revision = store.check_read_revision(r.revision)?;
@@ -334,6 +348,35 @@ fn execute_range(store: &Store, r: &RangeRequest) -> Result<RangeResponse, EtcdE
         || r.max_mod_revision != 0
         || r.min_create_revision != 0
         || r.max_create_revision != 0;
+    let keys = KeyRange::new(&r.key, &r.range_end);
+    if !filtered && target == SortTarget::Key && order != SortOrder::Descend {
+        // Key order is the store's order: count, then copy just the returned pairs into an
+        // answer sized once (no intermediate list, which for a large range costs more than
+        // the copy).
+        let count = store.live(&keys, revision).count();
+        let returned = match usize::try_from(r.limit) {
+            Ok(limit) if limit > 0 => limit.min(count),
+            _ => count,
+        };
+        let kvs = if r.count_only {
+            Vec::new()
+        } else {
+            let mut kvs = Vec::with_capacity(returned);
+            kvs.extend(
+                store
+                    .live(&keys, revision)
+                    .take(returned)
+                    .map(|kv| returned_pair(kv, r.keys_only, false)),
+            );
+            kvs
+        };
+        return Ok(RangeResponse {
+            header: header(store.revision()),
+            more: !r.count_only && returned < count,
+            kvs,
+            count: count as i64,
+        });
+    }
     // Like etcd, fetch one more than the limit (to know `more`) only when nothing will be
     // sorted or filtered afterwards; the "no sort" test looks at the order alone, so NONE with
     // a non-key target sorts only the first limit+1 keys (an etcd quirk kept on purpose).
@@ -344,12 +387,7 @@ fn execute_range(store: &Store, r: &RangeRequest) -> Result<RangeResponse, EtcdE
     } else {
         0
     };
-    let (mut found, count) = store.range(
-        &KeyRange::new(&r.key, &r.range_end),
-        revision,
-        fetch,
-        r.count_only,
-    );
+    let (mut found, count) = store.range(&keys, revision, fetch, r.count_only);
     // Filter, sort and cut the stored pairs; only what is returned gets copied.
     if filtered {
         found.retain(|kv| {
@@ -388,22 +426,10 @@ fn execute_range(store: &Store, r: &RangeRequest) -> Result<RangeResponse, EtcdE
             more = true;
         }
     }
-    let kvs = if r.keys_only {
-        // etcd 3.7 serves keys-only reads from its index, which has no lease, unless it must
-        // read values to sort by them.
-        let keep_lease = target == SortTarget::Value;
-        found
-            .into_iter()
-            .map(|kv| KeyValue {
-                key: kv.key.clone(),
-                value: Bytes::new(),
-                lease: if keep_lease { kv.lease } else { 0 },
-                ..**kv
-            })
-            .collect()
-    } else {
-        found.into_iter().map(|kv| KeyValue::clone(kv)).collect()
-    };
+    let kvs = found
+        .into_iter()
+        .map(|kv| returned_pair(kv, r.keys_only, target == SortTarget::Value))
+        .collect();
     Ok(RangeResponse {
         header: header(store.revision()),
         kvs,

@@ -184,18 +184,26 @@ impl Store {
     ) -> (Vec<&Arc<KeyValue>>, usize) {
         let mut kvs = Vec::new();
         let mut count = 0;
-        let Some(bounds) = range.bounds() else {
-            return (kvs, 0);
-        };
-        for versions in self.index.range::<[u8], _>(bounds).map(|(_, v)| v) {
-            if let Some(kv) = live_at(versions, revision) {
-                count += 1;
-                if !count_only && (limit == 0 || kvs.len() < limit) {
-                    kvs.push(kv);
-                }
+        for kv in self.live(range, revision) {
+            count += 1;
+            if !count_only && (limit == 0 || kvs.len() < limit) {
+                kvs.push(kv);
             }
         }
         (kvs, count)
+    }
+
+    /// The live pairs in `range` as of `revision` (already checked), in key order.
+    pub(crate) fn live<'s, 'r>(
+        &'s self,
+        range: &'r KeyRange,
+        revision: i64,
+    ) -> impl Iterator<Item = &'s Arc<KeyValue>> + use<'s, 'r> {
+        range
+            .bounds()
+            .into_iter()
+            .flat_map(move |bounds| self.index.range::<[u8], _>(bounds))
+            .filter_map(move |(_, versions)| live_at(versions, revision))
     }
 
     /// The live pair for `key` as of `revision`.
