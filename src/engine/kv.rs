@@ -350,26 +350,40 @@ fn execute_range(store: &Store, r: &RangeRequest) -> Result<RangeResponse, EtcdE
         || r.max_create_revision != 0;
     let keys = KeyRange::new(&r.key, &r.range_end);
     if !filtered && target == SortTarget::Key && order != SortOrder::Descend {
-        // Key order is the store's order: count, then copy just the returned pairs into an
-        // answer sized once (no intermediate list, which for a large range costs more than
-        // the copy).
-        let count = store.live(&keys, revision).count();
-        let returned = match usize::try_from(r.limit) {
-            Ok(limit) if limit > 0 => limit.min(count),
-            _ => count,
+        // Key order is the store's order: one walk gathers the returned pairs (in fixed-size
+        // chunks: a list grown by doubling costs, for a large range, a chain of reallocations
+        // and freshly touched pages) and counts the rest; then the answer is sized once.
+        const CHUNK: usize = 4096;
+        let wanted = match usize::try_from(r.limit) {
+            _ if r.count_only => 0,
+            Ok(limit) if limit > 0 => limit,
+            _ => usize::MAX,
         };
-        let kvs = if r.count_only {
-            Vec::new()
-        } else {
-            let mut kvs = Vec::with_capacity(returned);
-            kvs.extend(
-                store
-                    .live(&keys, revision)
-                    .take(returned)
-                    .map(|kv| returned_pair(kv, r.keys_only, false)),
-            );
-            kvs
-        };
+        let mut chunks: Vec<Vec<&Arc<KeyValue>>> = Vec::new();
+        let mut count = 0;
+        for kv in store.live(&keys, revision) {
+            if count < wanted {
+                match chunks.last_mut() {
+                    Some(chunk) if chunk.len() < chunk.capacity() => chunk.push(kv),
+                    _ => {
+                        // Small ranges stay small: chunks grow to CHUNK entries.
+                        let size = chunks.last().map_or(16, |c| (c.capacity() * 4).min(CHUNK));
+                        let mut chunk = Vec::with_capacity(size);
+                        chunk.push(kv);
+                        chunks.push(chunk);
+                    }
+                }
+            }
+            count += 1;
+        }
+        let returned = wanted.min(count);
+        let mut kvs = Vec::with_capacity(returned);
+        kvs.extend(
+            chunks
+                .iter()
+                .flatten()
+                .map(|kv| returned_pair(kv, r.keys_only, false)),
+        );
         return Ok(RangeResponse {
             header: header(store.revision()),
             more: !r.count_only && returned < count,
