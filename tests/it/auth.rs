@@ -108,11 +108,28 @@ async fn requests_without_a_token_or_with_a_bad_one_are_refused() {
     request
         .metadata_mut()
         .insert("token", "bogus.1".parse().unwrap());
-    let err = KvClient::new(channel).range(request).await.unwrap_err();
+    let err = KvClient::new(channel.clone())
+        .range(request)
+        .await
+        .unwrap_err();
     assert_eq!(
         (err.code(), err.message()),
         (Code::Unauthenticated, "etcdserver: invalid auth token")
     );
+    // AuthStatus needs no token, but refuses a bad one, as etcd 3.7.2 does.
+    let mut request = tonic::Request::new(AuthStatusRequest {});
+    request
+        .metadata_mut()
+        .insert("token", "bogus.1".parse().unwrap());
+    let err = AuthClient::new(channel.clone())
+        .auth_status(request)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), err.message()),
+        (Code::Unauthenticated, "etcdserver: invalid auth token")
+    );
+    assert_eq!(auth_status(&etcd).await.0, true);
     let wrong = ConnectOptions::new().with_user("alice", "wrong");
     let Err(err) = Client::connect(etcd.endpoints(), Some(wrong)).await else {
         panic!("a wrong password logs in")
