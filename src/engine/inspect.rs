@@ -133,6 +133,7 @@ impl Engine {
                 })
                 .collect(),
             leases,
+            compacted_log: Vec::new(),
             named: Vec::new(),
         }
     }
