@@ -108,6 +108,7 @@ pub fn compare(
         .map(|backend| {
             let etcd = start(backend, configure);
             let mut session = Session::connect(etcd.endpoint());
+            session.backend = backend;
             run(&mut session);
             session.transcript
         })

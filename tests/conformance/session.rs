@@ -40,6 +40,9 @@ pub struct Session {
     pub token: Option<String>,
     /// What legitimately differs between the backends, replaced in every recorded line.
     pub(crate) aliases: Aliases,
+    /// Which backend this session talks to: only for known differences, which each backend
+    /// checks in its own way and records in the same words.
+    pub backend: test_etcd::Backend,
 }
 
 /// A watch stream opened by [`Session::watch`].
@@ -74,6 +77,7 @@ impl Session {
             transcript: Vec::new(),
             token: None,
             aliases,
+            backend: test_etcd::Backend::Embedded,
         }
     }
 
@@ -205,6 +209,38 @@ impl Session {
             Ok(messages)
         });
         self.answer(&what, result);
+    }
+
+    /// The pairs a RangeStream sends, all chunks together; nothing is recorded.
+    pub fn range_stream_pairs(
+        &mut self,
+        r: RangeRequest,
+    ) -> Result<Vec<crate::pb::mvccpb::KeyValue>, String> {
+        let mut kv = self.kv.clone();
+        let r = self.request(r);
+        self.runtime
+            .block_on(async move {
+                let mut stream = kv.range_stream(r).await?.into_inner();
+                let mut pairs = Vec::new();
+                while let Some(m) = stream.message().await? {
+                    pairs.extend(m.range_response.into_iter().flat_map(|r| r.kvs));
+                }
+                Ok::<_, tonic::Status>(pairs)
+            })
+            .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
+    }
+
+    /// The pairs a Range answers; nothing is recorded.
+    pub fn range_pairs(
+        &mut self,
+        r: RangeRequest,
+    ) -> Result<Vec<crate::pb::mvccpb::KeyValue>, String> {
+        let mut kv = self.kv.clone();
+        let r = self.request(r);
+        self.runtime
+            .block_on(kv.range(r))
+            .map(|r| r.into_inner().kvs)
+            .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
     }
 
     /// Opens a Watch stream.
