@@ -23,6 +23,9 @@ pub fn scenarios() -> Vec<Scenario> {
         scenario("auth_authenticate_and_tokens", tokens),
         scenario("auth_permissions_on_requests", permissions),
         scenario("auth_admin_rpcs_need_root", admin),
+        scenario("auth_leases_need_key_permissions", lease_permissions),
+        scenario("auth_maintenance_cluster_and_recipes", services),
+        scenario("auth_hashed_passwords_and_no_password_users", hashed),
     ]
 }
 
@@ -469,4 +472,157 @@ fn admin(s: &mut Session) {
     // Deleting alice dropped her tokens.
     status(s);
     disable(s);
+}
+
+fn lease_permissions(s: &mut Session) {
+    use crate::lease::{grant_lease, list_leases, put_on, revoke_lease, time_to_live};
+    grant_lease(s, 60, 1);
+    grant_lease(s, 60, 2);
+    grant_lease(s, 60, 3);
+    s.put(put_on("/app/a", "1", 1));
+    s.put(put_on("/other", "1", 2));
+    s.put(put_on("/r/x", "1", 3));
+    role_add(s, "app");
+    permit(s, "app", Type::Readwrite, "/app/", "/app0");
+    permit(s, "app", Type::Read, "/r/", "/r0");
+    user_add(s, "alice", "a");
+    grant_role(s, "alice", "app");
+    root_and_enable(s);
+    // No token: every lease RPC needs one.
+    grant_lease(s, 60, 4);
+    time_to_live(s, 1, false);
+    list_leases(s);
+    s.keep_alive(&[1]);
+    login(s, "alice", "a");
+    grant_lease(s, 60, 4);
+    // TimeToLive: the token is enough, unless the keys are asked for.
+    time_to_live(s, 2, false);
+    time_to_live(s, 2, true);
+    time_to_live(s, 3, true);
+    // Leases: READ on every key of every lease.
+    list_leases(s);
+    // KeepAlive and Revoke: WRITE on every attached key.
+    s.keep_alive(&[1, 4, 99]);
+    s.keep_alive(&[3]);
+    revoke_lease(s, 3);
+    revoke_lease(s, 2);
+    // Attaching a key to a lease needs WRITE on the keys it already has.
+    s.put(put_on("/app/b", "1", 2));
+    s.put(put_on("/app/b", "1", 1));
+    revoke_lease(s, 1);
+    revoke_lease(s, 99);
+    login(s, "root", "rootpw");
+    list_leases(s);
+    revoke_lease(s, 2);
+    s.range(range("\0", "\0"));
+}
+
+fn services(s: &mut Session) {
+    use crate::maintenance::{alarm, status, MEMBER};
+    use crate::pb::etcdserverpb::{
+        alarm_request::AlarmAction, cluster_client::ClusterClient,
+        maintenance_client::MaintenanceClient, AlarmType, DefragmentRequest, HashKvRequest,
+        HashRequest, MemberAddRequest, MemberListRequest, MoveLeaderRequest,
+    };
+    use crate::pb::v3lockpb::{lock_client::LockClient, LockRequest};
+    role_add(s, "app");
+    permit(s, "app", Type::Readwrite, "/app/", "/app0");
+    user_add(s, "alice", "a");
+    grant_role(s, "alice", "app");
+    root_and_enable(s);
+    let everything = |s: &mut Session| {
+        status(s);
+        alarm(s, AlarmAction::Get, 0, AlarmType::None);
+        alarm(s, AlarmAction::Activate, MEMBER, AlarmType::Nospace);
+        alarm(s, AlarmAction::Deactivate, MEMBER, AlarmType::Nospace);
+        rpc!(s, MaintenanceClient<_>, hash, HashRequest {});
+        rpc!(s, MaintenanceClient<_>, hash_kv, HashKvRequest { revision: 0 });
+        rpc!(s, MaintenanceClient<_>, defragment, DefragmentRequest {});
+        rpc!(
+            s,
+            MaintenanceClient<_>,
+            move_leader,
+            MoveLeaderRequest { target_id: MEMBER }
+        );
+        s.snapshot();
+        rpc!(
+            s,
+            ClusterClient<_>,
+            member_list,
+            MemberListRequest {
+                linearizable: false
+            }
+        );
+        rpc!(
+            s,
+            ClusterClient<_>,
+            member_add,
+            MemberAddRequest {
+                peer_ur_ls: vec!["foo".into()],
+                is_learner: true,
+            }
+        );
+        crate::lease::grant_lease(s, 60, 0x70);
+        for name in ["/app/lock", "/other/lock"] {
+            rpc!(
+                s,
+                LockClient<_>,
+                lock,
+                LockRequest {
+                    name: b(name),
+                    lease: 0x70,
+                }
+            );
+        }
+    };
+    // Without a token, as a user, as root.
+    everything(s);
+    login(s, "alice", "a");
+    everything(s);
+    login(s, "root", "rootpw");
+    everything(s);
+}
+
+fn hashed(s: &mut Session) {
+    // A client-sent hash is stored unchecked; the password wins when both are sent.
+    rpc!(
+        s,
+        AuthClient<_>,
+        user_add,
+        AuthUserAddRequest {
+            name: "garbage".into(),
+            hashed_password: "not a bcrypt hash".into(),
+            ..Default::default()
+        }
+    );
+    rpc!(
+        s,
+        AuthClient<_>,
+        user_add,
+        AuthUserAddRequest {
+            name: "both".into(),
+            password: "pw".into(),
+            hashed_password: "not a bcrypt hash".into(),
+            ..Default::default()
+        }
+    );
+    user_add_no_password(s, "svc");
+    // A no-password user stays one after a password change.
+    rpc!(
+        s,
+        AuthClient<_>,
+        user_change_password,
+        AuthUserChangePasswordRequest {
+            name: "svc".into(),
+            password: "new".into(),
+            ..Default::default()
+        }
+    );
+    user_get(s, "svc");
+    root_and_enable(s);
+    login(s, "garbage", "");
+    login(s, "garbage", "not a bcrypt hash");
+    login(s, "both", "pw");
+    login(s, "svc", "new");
+    login(s, "svc", "");
 }

@@ -96,6 +96,12 @@ fn lock_unlock(s: &mut Session) {
     // Lease 0: the server grants a 60 s lease of its own.
     let key = lock(s, "lk2", 0);
     s.range(range("lk2/", "lk20"));
+    // That lease is the server's: 60 s, the lock key attached, not kept alive.
+    let server_lease = std::str::from_utf8(key.rsplit(|&c| c == b'/').next().unwrap_or_default())
+        .ok()
+        .and_then(|hex| i64::from_str_radix(hex, 16).ok())
+        .unwrap_or(0);
+    time_to_live(s, server_lease, true);
     unlock(s, key);
     s.range(range("lk", "lm"));
 }

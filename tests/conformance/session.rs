@@ -402,6 +402,9 @@ fn endpoint_of(endpoint: &str) -> String {
 /// - hashes (Hash covers etcd's whole bbolt file, which we do not have): each backend's hashes
 ///   are only compared with its own, as "the same hash as before" or a new one;
 /// - the client URL (each backend has its own port).
+///
+/// Some answers are also put in order where etcd's order varies from run to run (alarms, the
+/// keys of TimeToLive), or depends on an ID that differs (member lists).
 #[derive(Default)]
 pub struct Aliases {
     /// Exact substrings and their names.
@@ -635,7 +638,7 @@ mod norms {
     as_is!(
         RangeResponse, PutResponse, DeleteRangeResponse, TxnResponse, CompactionResponse,
         LeaseRevokeResponse, LeaseLeasesResponse, LeaseKeepAliveResponse,
-        AlarmResponse, DefragmentResponse, MoveLeaderResponse, DowngradeResponse,
+        DefragmentResponse, MoveLeaderResponse, DowngradeResponse,
         AuthEnableResponse, AuthDisableResponse, AuthStatusResponse, AuthUserAddResponse,
         AuthUserGetResponse, AuthUserDeleteResponse, AuthUserChangePasswordResponse,
         AuthUserGrantRoleResponse, AuthUserRevokeRoleResponse, AuthUserListResponse,
@@ -670,12 +673,21 @@ mod norms {
 
     impl Norm for StatusResponse {
         /// The backend file's sizes and the raft indices (every auth call and Alarm GET is a
-        /// raft entry in etcd) are not modelled byte for byte: compared as "set".
+        /// raft entry in etcd) are not modelled byte for byte: compared as "set". etcd lists
+        /// alarms in Go map order, which varies from run to run: sorted.
         fn norm(&mut self, _aliases: &mut Aliases) {
             self.db_size = i64::from(self.db_size > 0);
             self.db_size_in_use = i64::from(self.db_size_in_use > 0);
             self.raft_index = u64::from(self.raft_index > 0);
             self.raft_applied_index = u64::from(self.raft_applied_index > 0);
+            self.errors.sort();
+        }
+    }
+
+    impl Norm for AlarmResponse {
+        /// etcd lists alarms in Go map order, which varies from run to run: sorted.
+        fn norm(&mut self, _aliases: &mut Aliases) {
+            self.alarms.sort_by_key(|a| (a.alarm, a.member_id));
         }
     }
 

@@ -414,3 +414,29 @@ async fn users_roles_and_auth_survive_dump_and_load_without_clear_passwords() {
     .await
     .is_err());
 }
+
+#[tokio::test]
+async fn member_add_checks_its_urls_before_the_caller() {
+    // As etcd 3.7.2: bad URLs are refused as such even without a token.
+    let (etcd, _root) = secured().await;
+    let mut anonymous = client(&etcd).await;
+    assert_eq!(
+        status(anonymous.member_add(["foo"], None).await.unwrap_err()),
+        (
+            Code::InvalidArgument,
+            "etcdserver: given member URLs are invalid".into()
+        )
+    );
+    assert_eq!(
+        status(
+            anonymous
+                .member_add(["http://10.0.0.9:2380"], None)
+                .await
+                .unwrap_err()
+        ),
+        (
+            Code::InvalidArgument,
+            "etcdserver: user name is empty".into()
+        )
+    );
+}
