@@ -116,29 +116,37 @@ impl RealEtcd {
     /// The current value of `key`, read with a Range.
     pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, String> {
         let key = key.to_vec();
-        call_as(self.addr(), self.credentials.as_ref(), |channel, token| async move {
-            let mut kv = KvClient::new(channel);
-            let req = RangeRequest {
-                key,
-                ..Default::default()
-            };
-            let resp = kv.range(with_token(req, &token)).await?.into_inner();
-            Ok(resp.kvs.into_iter().next().map(|kv| kv.value))
-        })
+        call_as(
+            self.addr(),
+            self.credentials.as_ref(),
+            |channel, token| async move {
+                let mut kv = KvClient::new(channel);
+                let req = RangeRequest {
+                    key,
+                    ..Default::default()
+                };
+                let resp = kv.range(with_token(req, &token)).await?.into_inner();
+                Ok(resp.kvs.into_iter().next().map(|kv| kv.value))
+            },
+        )
     }
 
     /// The current revision, from the header of a Range.
     pub(crate) fn revision(&self) -> Result<i64, String> {
-        call_as(self.addr(), self.credentials.as_ref(), |channel, token| async move {
-            let mut kv = KvClient::new(channel);
-            let req = RangeRequest {
-                key: vec![0],
-                count_only: true,
-                ..Default::default()
-            };
-            let resp = kv.range(with_token(req, &token)).await?.into_inner();
-            Ok(resp.header.map_or(0, |h| h.revision))
-        })
+        call_as(
+            self.addr(),
+            self.credentials.as_ref(),
+            |channel, token| async move {
+                let mut kv = KvClient::new(channel);
+                let req = RangeRequest {
+                    key: vec![0],
+                    count_only: true,
+                    ..Default::default()
+                };
+                let resp = kv.range(with_token(req, &token)).await?.into_inner();
+                Ok(resp.header.map_or(0, |h| h.revision))
+            },
+        )
     }
 }
 

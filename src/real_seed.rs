@@ -200,7 +200,10 @@ pub(crate) fn seed(addr: SocketAddr, plan: SeedPlan) -> Result<Option<Credential
         for fixture_auth in fixtures.iter().filter_map(|f| f.auth.as_ref()) {
             add_auth(&mut auth, fixture_auth).await?;
         }
-        if fixtures.iter().any(|f| f.auth.as_ref().is_some_and(|a| a.enabled)) {
+        if fixtures
+            .iter()
+            .any(|f| f.auth.as_ref().is_some_and(|a| a.enabled))
+        {
             auth.auth_enable(AuthEnableRequest {}).await?;
         }
         Ok(())

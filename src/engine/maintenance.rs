@@ -560,10 +560,16 @@ mod tests {
         put(&e, "k", "1");
         put(&e, "k", "2");
         let at = |rev| e.hash_kv(rev).unwrap();
-        assert_eq!((at(-1).hash, at(-1).compact_revision, at(-1).hash_revision), (empty, -1, -1));
+        assert_eq!(
+            (at(-1).hash, at(-1).compact_revision, at(-1).hash_revision),
+            (empty, -1, -1)
+        );
         assert_eq!(at(-5).hash_revision, -5);
         compact(&e, 3);
-        assert_eq!((at(-1).hash, at(-1).compact_revision, at(-1).hash_revision), (empty, 3, -1));
+        assert_eq!(
+            (at(-1).hash, at(-1).compact_revision, at(-1).hash_revision),
+            (empty, 3, -1)
+        );
     }
 
     #[test]

@@ -7,11 +7,11 @@
 use crate::pb::authpb::{permission::Type, Permission, UserAddOptions};
 use crate::pb::etcdserverpb::{
     auth_client::AuthClient, lease_client::LeaseClient, AuthDisableRequest, AuthEnableRequest,
-    AuthRoleAddRequest, AuthRoleDeleteRequest, AuthRoleGetRequest,
-    AuthRoleGrantPermissionRequest, AuthRoleListRequest, AuthRoleRevokePermissionRequest,
-    AuthStatusRequest, AuthUserAddRequest, AuthUserChangePasswordRequest, AuthUserDeleteRequest,
-    AuthUserGetRequest, AuthUserGrantRoleRequest, AuthUserListRequest, AuthUserRevokeRoleRequest,
-    AuthenticateRequest, LeaseGrantRequest, PutRequest, WatchCreateRequest,
+    AuthRoleAddRequest, AuthRoleDeleteRequest, AuthRoleGetRequest, AuthRoleGrantPermissionRequest,
+    AuthRoleListRequest, AuthRoleRevokePermissionRequest, AuthStatusRequest, AuthUserAddRequest,
+    AuthUserChangePasswordRequest, AuthUserDeleteRequest, AuthUserGetRequest,
+    AuthUserGrantRoleRequest, AuthUserListRequest, AuthUserRevokeRoleRequest, AuthenticateRequest,
+    LeaseGrantRequest, PutRequest, WatchCreateRequest,
 };
 use crate::{b, get, op_put, op_range, put, range, scenario, txn, Scenario, Session};
 
@@ -400,7 +400,11 @@ fn permissions(s: &mut Session) {
         ..put("/app/x", "3")
     });
     // A txn needs every op of both branches, the untaken one included.
-    s.txn(txn(vec![], vec![op_put("/app/x", "4")], vec![op_put("/other", "4")]));
+    s.txn(txn(
+        vec![],
+        vec![op_put("/app/x", "4")],
+        vec![op_put("/other", "4")],
+    ));
     s.txn(txn(vec![], vec![op_range(get("/app/x"))], vec![]));
     s.compact(2);
     // Watch: the stream stays; the create is refused with the full status text.
@@ -536,7 +540,12 @@ fn services(s: &mut Session) {
         alarm(s, AlarmAction::Activate, MEMBER, AlarmType::Nospace);
         alarm(s, AlarmAction::Deactivate, MEMBER, AlarmType::Nospace);
         rpc!(s, MaintenanceClient<_>, hash, HashRequest {});
-        rpc!(s, MaintenanceClient<_>, hash_kv, HashKvRequest { revision: 0 });
+        rpc!(
+            s,
+            MaintenanceClient<_>,
+            hash_kv,
+            HashKvRequest { revision: 0 }
+        );
         rpc!(s, MaintenanceClient<_>, defragment, DefragmentRequest {});
         rpc!(
             s,

@@ -43,7 +43,12 @@ fn add(s: &mut Session, urls: &[&str], is_learner: bool) -> Option<u64> {
 }
 
 fn remove(s: &mut Session, id: u64) {
-    rpc!(s, ClusterClient<_>, member_remove, MemberRemoveRequest { id });
+    rpc!(
+        s,
+        ClusterClient<_>,
+        member_remove,
+        MemberRemoveRequest { id }
+    );
 }
 
 fn update(s: &mut Session, id: u64, urls: &[&str]) {

@@ -556,9 +556,9 @@ fn range_stream_sort_none_known_difference(s: &mut Session) {
                     ),
                 }
             }
-            (streamed, reference) => format!(
-                "range_stream order NONE target {target:?}: {streamed:?} / {reference:?}"
-            ),
+            (streamed, reference) => {
+                format!("range_stream order NONE target {target:?}: {streamed:?} / {reference:?}")
+            }
         };
         s.record(line);
     }

@@ -26,7 +26,13 @@ pub fn scenarios() -> Vec<Scenario> {
 }
 
 pub fn grant_lease(s: &mut Session, ttl: i64, id: i64) -> Option<i64> {
-    rpc!(s, LeaseClient<_>, lease_grant, LeaseGrantRequest { ttl, id }).map(|r| r.id)
+    rpc!(
+        s,
+        LeaseClient<_>,
+        lease_grant,
+        LeaseGrantRequest { ttl, id }
+    )
+    .map(|r| r.id)
 }
 
 pub fn revoke_lease(s: &mut Session, id: i64) {

@@ -157,11 +157,14 @@ impl Session {
     ) -> Option<crate::pb::etcdserverpb::DeleteRangeResponse> {
         let what = format!("delete {r:?}");
         let mut kv = self.kv.clone();
-        let result = self.runtime.block_on(kv.delete_range(self.request(r))).map(|r| {
-            let mut r = r.into_inner();
-            norm(&mut r.header);
-            r
-        });
+        let result = self
+            .runtime
+            .block_on(kv.delete_range(self.request(r)))
+            .map(|r| {
+                let mut r = r.into_inner();
+                norm(&mut r.header);
+                r
+            });
         self.answer(&what, result)
     }
 
@@ -253,14 +256,13 @@ impl Session {
         // cannot be awaited here: a task opens it and forwards what arrives. It runs whenever
         // the session blocks on its runtime.
         self.runtime.spawn(async move {
-            let mut stream: Streaming<WatchResponse> =
-                match client.watch(request).await {
-                    Ok(r) => r.into_inner(),
-                    Err(status) => {
-                        let _ = answers.send(Err(status));
-                        return;
-                    }
-                };
+            let mut stream: Streaming<WatchResponse> = match client.watch(request).await {
+                Ok(r) => r.into_inner(),
+                Err(status) => {
+                    let _ = answers.send(Err(status));
+                    return;
+                }
+            };
             loop {
                 match stream.message().await {
                     Ok(Some(r)) => {
@@ -483,9 +485,7 @@ impl Aliases {
         for (n, hex, name) in &self.numbers {
             line = replace_number(&line, &n.to_string(), name, |c| c.is_ascii_digit());
             if *hex {
-                line = replace_number(&line, &format!("{n:x}"), name, |c| {
-                    c.is_ascii_hexdigit()
-                });
+                line = replace_number(&line, &format!("{n:x}"), name, |c| c.is_ascii_hexdigit());
             }
         }
         line
@@ -636,15 +636,36 @@ mod norms {
         ($($t:ty),* $(,)?) => { $(impl Norm for $t {})* };
     }
     as_is!(
-        RangeResponse, PutResponse, DeleteRangeResponse, TxnResponse, CompactionResponse,
-        LeaseRevokeResponse, LeaseLeasesResponse, LeaseKeepAliveResponse,
-        DefragmentResponse, MoveLeaderResponse, DowngradeResponse,
-        AuthEnableResponse, AuthDisableResponse, AuthStatusResponse, AuthUserAddResponse,
-        AuthUserGetResponse, AuthUserDeleteResponse, AuthUserChangePasswordResponse,
-        AuthUserGrantRoleResponse, AuthUserRevokeRoleResponse, AuthUserListResponse,
-        AuthRoleAddResponse, AuthRoleGetResponse, AuthRoleListResponse, AuthRoleDeleteResponse,
-        AuthRoleGrantPermissionResponse, AuthRoleRevokePermissionResponse,
-        UnlockResponse, ProclaimResponse, ResignResponse,
+        RangeResponse,
+        PutResponse,
+        DeleteRangeResponse,
+        TxnResponse,
+        CompactionResponse,
+        LeaseRevokeResponse,
+        LeaseLeasesResponse,
+        LeaseKeepAliveResponse,
+        DefragmentResponse,
+        MoveLeaderResponse,
+        DowngradeResponse,
+        AuthEnableResponse,
+        AuthDisableResponse,
+        AuthStatusResponse,
+        AuthUserAddResponse,
+        AuthUserGetResponse,
+        AuthUserDeleteResponse,
+        AuthUserChangePasswordResponse,
+        AuthUserGrantRoleResponse,
+        AuthUserRevokeRoleResponse,
+        AuthUserListResponse,
+        AuthRoleAddResponse,
+        AuthRoleGetResponse,
+        AuthRoleListResponse,
+        AuthRoleDeleteResponse,
+        AuthRoleGrantPermissionResponse,
+        AuthRoleRevokePermissionResponse,
+        UnlockResponse,
+        ProclaimResponse,
+        ResignResponse,
     );
 
     impl Norm for LeaseGrantResponse {
@@ -811,7 +832,9 @@ impl Session {
             match tokio::time::timeout(WAIT, pending.handle).await {
                 Ok(Ok(r)) => r,
                 Ok(Err(_)) => Err(tonic::Status::internal("the call's task failed")),
-                Err(_) => Err(tonic::Status::deadline_exceeded("no answer within the wait")),
+                Err(_) => Err(tonic::Status::deadline_exceeded(
+                    "no answer within the wait",
+                )),
             }
         });
         let result = result.map(|mut r| {
@@ -867,7 +890,9 @@ impl Session {
         let line = match got {
             Err(_) => format!("observe {} quiet", o.0),
             Ok(None) => format!("observe {} ended", o.0),
-            Ok(Some(Err(s))) => format!("observe {} <- Err({:?}, {:?})", o.0, s.code(), s.message()),
+            Ok(Some(Err(s))) => {
+                format!("observe {} <- Err({:?}, {:?})", o.0, s.code(), s.message())
+            }
             Ok(Some(Ok(mut r))) => {
                 r.norm(&mut self.aliases);
                 format!("observe {} <- {r:?}", o.0)
@@ -903,10 +928,8 @@ impl Session {
     /// closed by the client.
     pub fn keep_alive(&mut self, ids: &[i64]) {
         use crate::pb::etcdserverpb::{lease_client::LeaseClient, LeaseKeepAliveRequest};
-        let requests: Vec<LeaseKeepAliveRequest> = ids
-            .iter()
-            .map(|&id| LeaseKeepAliveRequest { id })
-            .collect();
+        let requests: Vec<LeaseKeepAliveRequest> =
+            ids.iter().map(|&id| LeaseKeepAliveRequest { id }).collect();
         let (tx, rx) = mpsc::channel(requests.len().max(1));
         let request = self.request(ReceiverStream::new(rx));
         let mut client = LeaseClient::new(self.channel.clone());
@@ -980,8 +1003,7 @@ impl Session {
                 let headers = messages.iter().any(|m| m.header.is_some());
                 let versions: std::collections::BTreeSet<&str> =
                     messages.iter().map(|m| m.version.as_str()).collect();
-                let mut left: u64 =
-                    data.iter().map(|m| m.blob.len() as u64).sum::<u64>();
+                let mut left: u64 = data.iter().map(|m| m.blob.len() as u64).sum::<u64>();
                 let counts_down = data.iter().all(|m| {
                     left -= m.blob.len() as u64;
                     m.remaining_bytes == left

@@ -434,7 +434,10 @@ fn existing_endpoints_refuse_fixture_leases_history_and_auth() {
             r#"{"leases": [{"name": "s", "ttl": 30}],
                 "kvs": [{"key": "/k", "value": "v", "lease": "s"}]}"#,
         ),
-        ("fixture history", r#"{"history": [{"put": "a", "value": "1"}]}"#),
+        (
+            "fixture history",
+            r#"{"history": [{"put": "a", "value": "1"}]}"#,
+        ),
         ("fixture auth", r#"{"auth": {"roles": [{"name": "r"}]}}"#),
     ];
     for (name, fixture) in cases {
@@ -481,7 +484,11 @@ async fn fixture_leases_and_auth_are_seeded_on_a_real_etcd() {
         assert_eq!(etcd.get("/secret").as_deref(), Some("s"), "{backend:?}");
         assert_eq!(etcd.revision(), 5, "{backend:?}");
         let anonymous = etcd_client::Client::connect(etcd.endpoints(), None).await;
-        let err = anonymous.unwrap().get("/app/leader", None).await.unwrap_err();
+        let err = anonymous
+            .unwrap()
+            .get("/app/leader", None)
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("user name is empty"), "{err}");
         let options = etcd_client::ConnectOptions::new().with_user("alice", "alicepw");
         let mut alice = etcd_client::Client::connect(etcd.endpoints(), Some(options))
@@ -501,7 +508,10 @@ async fn fixture_leases_and_auth_are_seeded_on_a_real_etcd() {
             .await
             .unwrap();
         let ttl = root
-            .lease_time_to_live(1234, Some(etcd_client::LeaseTimeToLiveOptions::new().with_keys()))
+            .lease_time_to_live(
+                1234,
+                Some(etcd_client::LeaseTimeToLiveOptions::new().with_keys()),
+            )
             .await
             .unwrap();
         assert_eq!(ttl.granted_ttl(), 30);
@@ -564,7 +574,11 @@ async fn a_history_fixture_is_replayed_on_a_real_etcd() {
     ]}"#;
     let mut seen = Vec::new();
     for backend in [Backend::Embedded, Backend::Real] {
-        let etcd = real().backend(backend).fixture_str(fixture).start().unwrap();
+        let etcd = real()
+            .backend(backend)
+            .fixture_str(fixture)
+            .start()
+            .unwrap();
         assert_eq!(etcd.revision(), 9, "{backend:?}");
         seen.push(every_revision(&etcd).await);
     }
