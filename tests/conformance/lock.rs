@@ -119,6 +119,7 @@ fn lock_waits(s: &mut Session) {
             lease: 702,
         }
     );
+    s.wait_for_keys("q/", "q0", 2);
     s.still_waiting(&waiter);
     s.range(range("q/", "q0"));
     unlock(s, held);
@@ -140,6 +141,7 @@ fn lock_expired_session(s: &mut Session) {
             lease: 712,
         }
     );
+    s.wait_for_keys("x/", "x0", 2);
     s.still_waiting(&waiter);
     // The waiter's key goes with its lease: once the holder lets go, its session has expired.
     revoke_lease(s, 712);
@@ -210,6 +212,7 @@ fn election_waits(s: &mut Session) {
             value: b("two"),
         }
     );
+    s.wait_for_keys("e/", "e0", 2);
     s.still_waiting(&second);
     leader(s, "e");
     s.put(put("unrelated", "x"));
@@ -242,6 +245,7 @@ fn observe(s: &mut Session) {
             value: b("two"),
         }
     );
+    s.wait_for_keys("e/", "e0", 2);
     s.observe_quiet(o);
     resign(s, first);
     s.finish(second);

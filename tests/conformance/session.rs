@@ -233,6 +233,26 @@ impl Session {
             .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
     }
 
+    /// Waits, silently, until `[key, end)` holds `count` keys (a started Lock or Campaign has
+    /// put its key), polling with a generous deadline instead of guessing a delay.
+    pub fn wait_for_keys(&mut self, key: &str, end: &str, count: usize) {
+        let deadline = std::time::Instant::now() + CALL_TIMEOUT;
+        while std::time::Instant::now() < deadline {
+            let request = RangeRequest {
+                key: key.as_bytes().to_vec(),
+                range_end: end.as_bytes().to_vec(),
+                ..Default::default()
+            };
+            if self
+                .range_pairs(request)
+                .is_ok_and(|pairs| pairs.len() >= count)
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// The pairs a Range answers; nothing is recorded.
     pub fn range_pairs(
         &mut self,
