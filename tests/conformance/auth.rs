@@ -55,7 +55,7 @@ fn user_add_no_password(s: &mut Session, name: &str) {
     );
 }
 
-fn user_get(s: &mut Session, name: &str) {
+pub fn user_get(s: &mut Session, name: &str) {
     rpc!(
         s,
         AuthClient<_>,
@@ -64,7 +64,7 @@ fn user_get(s: &mut Session, name: &str) {
     );
 }
 
-fn user_list(s: &mut Session) {
+pub fn user_list(s: &mut Session) {
     rpc!(s, AuthClient<_>, user_list, AuthUserListRequest {});
 }
 
@@ -110,7 +110,7 @@ pub fn role_add(s: &mut Session, name: &str) {
     );
 }
 
-fn role_get(s: &mut Session, role: &str) {
+pub fn role_get(s: &mut Session, role: &str) {
     rpc!(
         s,
         AuthClient<_>,

@@ -29,6 +29,7 @@ macro_rules! start_rpc {
 
 mod auth;
 mod cluster;
+mod fixtures;
 mod kv;
 mod lease;
 mod lock;
@@ -198,6 +199,7 @@ fn all_scenarios() -> Vec<Scenario> {
     all.extend(maintenance::scenarios());
     all.extend(cluster::scenarios());
     all.extend(lock::scenarios());
+    all.extend(fixtures::scenarios());
     all
 }
 
