@@ -103,6 +103,7 @@ fn alarms(s: &mut Session) {
     s.delete(del("a", ""));
     s.range(crate::get("a"));
     crate::lease::grant_lease(s, 60, 5);
+    alarm(s, Get, 0, AlarmType::Nospace);
     status(s);
     // CORRUPT on top: every write is refused, reads still work.
     alarm(s, Activate, MEMBER, AlarmType::Corrupt);
@@ -112,6 +113,11 @@ fn alarms(s: &mut Session) {
     s.delete(del("a", ""));
     s.compact(1);
     s.range(crate::get("a"));
+    // Leases: grant and revoke are writes; keepalive and TimeToLive are not.
+    crate::lease::grant_lease(s, 60, 6);
+    crate::lease::revoke_lease(s, 5);
+    s.keep_alive(&[5]);
+    crate::lease::time_to_live(s, 5, false);
     status(s);
     alarm(s, Deactivate, 12345, AlarmType::Nospace);
     alarm(s, Deactivate, 12345, AlarmType::Nospace);
@@ -119,6 +125,8 @@ fn alarms(s: &mut Session) {
     alarm(s, Deactivate, MEMBER, AlarmType::Corrupt);
     alarm(s, Get, 0, AlarmType::None);
     s.put(put("a", "1"));
+    crate::lease::grant_lease(s, 60, 5);
+    crate::lease::revoke_lease(s, 5);
     status(s);
 }
 
