@@ -113,4 +113,14 @@ pub enum Error {
     /// A request to the real etcd (seeding a fixture) failed.
     #[error("real etcd refused a request: {0}")]
     EtcdRequest(String),
+    /// A fixture describes a state that a real etcd cannot be brought to through its API (a
+    /// history with skipped revisions or history lost to a compaction, a stored password hash,
+    /// ...). Checked before etcd is spawned.
+    #[error("fixture {fixture} cannot be reproduced on a real etcd: {reason}")]
+    NotReproducible {
+        /// The fixture's file (or `<string>`, `<json value>`).
+        fixture: String,
+        /// What a real etcd cannot reproduce.
+        reason: String,
+    },
 }

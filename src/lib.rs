@@ -199,6 +199,7 @@ mod faults;
 mod fixture;
 mod pb;
 mod real;
+mod real_seed;
 mod recipes;
 mod restart;
 mod rpctypes;

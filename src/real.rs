@@ -35,7 +35,12 @@ pub(crate) struct RealConfig {
 #[derive(Debug)]
 pub(crate) struct RealEtcd {
     members: Vec<Member>,
+    /// Root's name and password once a fixture turned auth on: the guard's own reads log in.
+    credentials: Option<Credentials>,
 }
+
+/// A user name and password.
+pub(crate) type Credentials = (String, String);
 
 /// One etcd process, in a directory of its own.
 #[derive(Debug)]
@@ -66,7 +71,12 @@ impl RealEtcd {
         let mut last_error = None;
         for _ in 0..PORT_ATTEMPTS {
             match spawn_cluster(config) {
-                Ok(members) => return Ok(RealEtcd { members }),
+                Ok(members) => {
+                    return Ok(RealEtcd {
+                        members,
+                        credentials: None,
+                    })
+                }
                 Err(Attempt::PortTaken(err)) if config.listen.is_none() => last_error = Some(err),
                 Err(Attempt::PortTaken(err) | Attempt::Failed(err)) => return Err(err),
             }
@@ -96,20 +106,83 @@ impl RealEtcd {
         }
     }
 
-    /// Puts each pair, one request (so one revision) each, as the embedded seed does.
-    pub(crate) fn seed(&self, puts: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), Error> {
-        put_all(self.addr(), puts)
+    /// Replays checked fixtures (see `real_seed`); the guard's reads then log in as root if
+    /// they turned auth on.
+    pub(crate) fn seed(&mut self, plan: crate::real_seed::SeedPlan) -> Result<(), Error> {
+        self.credentials = crate::real_seed::seed(self.addr(), plan)?;
+        Ok(())
     }
 
     /// The current value of `key`, read with a Range.
     pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, String> {
-        get(self.addr(), key.to_vec())
+        let key = key.to_vec();
+        call_as(
+            self.addr(),
+            self.credentials.as_ref(),
+            |channel, token| async move {
+                let mut kv = KvClient::new(channel);
+                let req = RangeRequest {
+                    key,
+                    ..Default::default()
+                };
+                let resp = kv.range(with_token(req, &token)).await?.into_inner();
+                Ok(resp.kvs.into_iter().next().map(|kv| kv.value.into()))
+            },
+        )
     }
 
     /// The current revision, from the header of a Range.
     pub(crate) fn revision(&self) -> Result<i64, String> {
-        revision(self.addr())
+        call_as(
+            self.addr(),
+            self.credentials.as_ref(),
+            |channel, token| async move {
+                let mut kv = KvClient::new(channel);
+                let req = RangeRequest {
+                    key: vec![0],
+                    count_only: true,
+                    ..Default::default()
+                };
+                let resp = kv.range(with_token(req, &token)).await?.into_inner();
+                Ok(resp.header.map_or(0, |h| h.revision))
+            },
+        )
     }
+}
+
+/// `message` as a request carrying `token`, if there is one.
+pub(crate) fn with_token<T>(message: T, token: &Option<String>) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(value) = token.as_ref().and_then(|t| t.parse().ok()) {
+        request.metadata_mut().insert("token", value);
+    }
+    request
+}
+
+/// As [`call`], on a channel, logged in first with `credentials` if given (`f` gets the token).
+pub(crate) fn call_as<T, F, Fut>(
+    addr: SocketAddr,
+    credentials: Option<&Credentials>,
+    f: F,
+) -> Result<T, String>
+where
+    T: Send,
+    F: FnOnce(tonic::transport::Channel, Option<String>) -> Fut + Send,
+    Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+{
+    let credentials = credentials.cloned();
+    call_channel(addr, move |channel| async move {
+        let token = match credentials {
+            None => None,
+            Some((name, password)) => {
+                let mut auth =
+                    crate::pb::etcdserverpb::auth_client::AuthClient::new(channel.clone());
+                let req = crate::pb::etcdserverpb::AuthenticateRequest { name, password };
+                Some(auth.authenticate(req).await?.into_inner().token)
+            }
+        };
+        f(channel, token).await
+    })
 }
 
 /// Puts each pair on the etcd at `addr`, one request (so one revision) each.
@@ -392,6 +465,16 @@ where
     F: FnOnce(KvClient<tonic::transport::Channel>) -> Fut + Send,
     Fut: std::future::Future<Output = Result<T, tonic::Status>>,
 {
+    call_channel(addr, move |channel| f(KvClient::new(channel)))
+}
+
+/// As [`call`], with the channel, for any service.
+pub(crate) fn call_channel<T, F, Fut>(addr: SocketAddr, f: F) -> Result<T, String>
+where
+    T: Send,
+    F: FnOnce(tonic::transport::Channel) -> Fut + Send,
+    Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+{
     thread::scope(|scope| {
         let worker = scope.spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -404,7 +487,7 @@ where
                     .connect_timeout(Duration::from_secs(5))
                     .timeout(Duration::from_secs(10));
                 let channel = endpoint.connect().await.map_err(|e| e.to_string())?;
-                f(KvClient::new(channel))
+                f(channel)
                     .await
                     .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
             })

@@ -1151,8 +1151,8 @@ impl TestEtcdBuilder {
                 option: "watch_progress_notify_interval",
             });
         }
-        // Fixtures are read before spawning, so that a bad one fails fast.
-        let puts = self.fixture_puts()?;
+        // Fixtures are read and checked before spawning, so that a bad one fails fast.
+        let plan = crate::real_seed::SeedPlan::new(&self.fixtures, self.limits.max_txn_ops)?;
         let config = RealConfig {
             binary: etcd_binary(self.etcd_binary)?,
             listen: self.addr,
@@ -1161,8 +1161,8 @@ impl TestEtcdBuilder {
             progress_interval,
             members: self.members.unwrap_or(1),
         };
-        let real = RealEtcd::start(&config)?;
-        real.seed(puts)?;
+        let mut real = RealEtcd::start(&config)?;
+        real.seed(plan)?;
         Ok(TestEtcd {
             inner: Inner::Real(real),
         })
@@ -1239,8 +1239,9 @@ impl TestEtcdBuilder {
         }
     }
 
-    /// The fixtures' puts, for a real etcd. Leases, a history and auth are the embedded
-    /// engine's: a fixture with them is [`Error::NeedsEmbedded`].
+    /// The fixtures' puts, for existing endpoints (shared, under a prefix). Leases, a history
+    /// and auth would reach beyond the prefix: a fixture with them is
+    /// [`Error::NeedsEmbedded`] there. (A real etcd of the guard's own takes them.)
     fn fixture_puts(&self) -> Result<Vec<KeyValuePair>, Error> {
         let mut puts = Vec::new();
         for source in &self.fixtures {

@@ -135,6 +135,7 @@ impl Engine {
                 })
                 .collect(),
             leases,
+            compacted_log: Vec::new(),
             named: Vec::new(),
         }
     }

@@ -210,10 +210,46 @@ pub(crate) fn crc32c(bytes: &[u8]) -> u32 {
 /// The hash of every retained version up to `revision`, each fed with its revision and
 /// position, so that equal histories hash equal and any difference in a key, a value, a
 /// lease, a version or a revision changes it. Seeded with the bucket name, as etcd's.
-fn hash_kv_at(store: &Store, revision: i64) -> u32 {
+///
+/// As etcd's, a version at or below the compaction point `compacted` counts only if it is
+/// still its key's newest up to `revision` and not a deletion (unless no key is alive then),
+/// and a deletion at the compaction point never counts: so a HashKV after a compaction can
+/// differ from the same HashKV before it (found by the conformance suite against 3.7.2).
+fn hash_kv_at(store: &Store, revision: i64, compacted: i64) -> u32 {
     let mut crc = Crc32c::new();
     crc.update(b"key");
-    let mut feed = |rev: i64, sub: usize, kv: Option<&KeyValue>, key: &[u8]| {
+    // (revision, position in it, the put or None for a deletion, key)
+    let mut versions: Vec<(i64, usize, Option<&KeyValue>, &[u8])> = store
+        .compacted_base()
+        .filter(|kv| kv.mod_revision <= revision)
+        .map(|kv| (kv.mod_revision, 0, Some(&**kv), &kv.key[..]))
+        .collect();
+    for entry in store
+        .changes_since(0)
+        .take_while(|e| e.revision <= revision)
+    {
+        for (sub, change) in entry.changes.iter().enumerate() {
+            versions.push(match change {
+                Change::Put(kv) => (entry.revision, sub, Some(kv), &kv.key[..]),
+                Change::Delete { key } => (entry.revision, sub, None, &key[..]),
+            });
+        }
+    }
+    versions.sort_by_key(|v| (v.0, v.1));
+    // Each key's newest version up to `revision`, if it is a put: what etcd's index keeps.
+    let mut newest: std::collections::HashMap<&[u8], (i64, usize, bool)> =
+        std::collections::HashMap::new();
+    for v in &versions {
+        newest.insert(v.3, (v.0, v.1, v.2.is_some()));
+    }
+    let any_alive = newest.values().any(|n| n.2);
+    for (rev, sub, kv, key) in versions {
+        if rev <= compacted && any_alive && newest.get(key) != Some(&(rev, sub, true)) {
+            continue;
+        }
+        if rev == compacted && kv.is_none() {
+            continue;
+        }
         crc.update(&rev.to_be_bytes());
         crc.update(&(sub as u64).to_be_bytes());
         match kv {
@@ -225,23 +261,6 @@ fn hash_kv_at(store: &Store, revision: i64) -> u32 {
                 crc.update(b"t");
                 crc.update(&(key.len() as u64).to_be_bytes());
                 crc.update(key);
-            }
-        }
-    };
-    for kv in store
-        .compacted_base()
-        .filter(|kv| kv.mod_revision <= revision)
-    {
-        feed(kv.mod_revision, 0, Some(kv), &kv.key);
-    }
-    for entry in store
-        .changes_since(0)
-        .take_while(|e| e.revision <= revision)
-    {
-        for (sub, change) in entry.changes.iter().enumerate() {
-            match change {
-                Change::Put(kv) => feed(entry.revision, sub, Some(kv), &kv.key),
-                Change::Delete { key } => feed(entry.revision, sub, None, key),
             }
         }
     }
@@ -294,7 +313,7 @@ impl KvState {
     ) -> Result<CompactionResponse, EtcdError> {
         let previous = self.store.compact_revision();
         let resp = self.compact(r)?;
-        let hash = hash_kv_at(&self.store, r.revision);
+        let hash = hash_kv_at(&self.store, r.revision, previous);
         let kept = &mut self.maintenance.compaction_hashes;
         kept.push_back(CompactionHash {
             revision: r.revision,
@@ -420,9 +439,18 @@ impl Engine {
                 hash_revision: kept.revision,
             });
         }
+        // etcd 3.7.2 checks neither compaction nor the future for a negative revision: it
+        // hashes what is at or below it (nothing) and echoes it.
+        if revision < 0 {
+            return Ok(KvHash {
+                hash: hash_kv_at(&state.store, revision, state.store.compact_revision()),
+                compact_revision: state.store.compact_revision(),
+                hash_revision: revision,
+            });
+        }
         let revision = state.store.check_read_revision(revision)?;
         Ok(KvHash {
-            hash: hash_kv_at(&state.store, revision),
+            hash: hash_kv_at(&state.store, revision, state.store.compact_revision()),
             compact_revision: state.store.compact_revision(),
             hash_revision: revision,
         })
@@ -522,6 +550,44 @@ mod tests {
         assert_eq!((at(6).compact_revision, at(6).hash_revision), (4, 6));
         assert_eq!((at(7).compact_revision, at(7).hash_revision), (6, 7));
         assert_eq!(e.hash_kv(5), Err(EtcdError::Compacted));
+    }
+
+    #[test]
+    fn hash_kv_of_a_negative_revision_hashes_nothing_as_etcd_does() {
+        // etcd 3.7.2 checks neither compaction nor the future for it and echoes the revision.
+        let e = Engine::new(Limits::default());
+        let empty = e.hash_kv(0).unwrap().hash;
+        put(&e, "k", "1");
+        put(&e, "k", "2");
+        let at = |rev| e.hash_kv(rev).unwrap();
+        assert_eq!(
+            (at(-1).hash, at(-1).compact_revision, at(-1).hash_revision),
+            (empty, -1, -1)
+        );
+        assert_eq!(at(-5).hash_revision, -5);
+        compact(&e, 3);
+        assert_eq!(
+            (at(-1).hash, at(-1).compact_revision, at(-1).hash_revision),
+            (empty, 3, -1)
+        );
+    }
+
+    #[test]
+    fn after_a_compaction_hash_kv_leaves_out_versions_superseded_by_its_revision() {
+        // etcd 3.7.2: below the compaction point only each key's newest version counts.
+        let superseded = Engine::new(Limits::default());
+        let kept = Engine::new(Limits::default());
+        for (e, last) in [(&superseded, "a"), (&kept, "c")] {
+            put(e, "a", "1");
+            put(e, "b", "1");
+            put(e, last, "2");
+        }
+        for e in [&superseded, &kept] {
+            let before = e.hash_kv(4).unwrap().hash;
+            compact(e, 3);
+            let after = e.hash_kv(4).unwrap().hash;
+            assert_eq!(before == after, std::ptr::eq(e, &kept));
+        }
     }
 
     #[test]

@@ -30,7 +30,7 @@ use crate::pb::etcdserverpb::{
 
 pub(crate) use auth::{Access, AuthExport, AuthStore, Caller};
 pub(crate) use clock::Clock;
-pub(crate) use cluster::{StartRefusal, Version};
+pub(crate) use cluster::{checked_urls, StartRefusal, Version};
 pub(crate) use error::EtcdError;
 use kv::KvState;
 pub(crate) use lease::run_expiry;

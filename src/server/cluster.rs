@@ -30,6 +30,8 @@ impl Cluster for ClusterService {
         &self,
         request: Request<MemberAddRequest>,
     ) -> Result<Response<MemberAddResponse>, Status> {
+        // etcd refuses bad URLs before it looks at who asks.
+        crate::engine::checked_urls(&request.get_ref().peer_ur_ls)?;
         self.ctx.admin(&request)?;
         let r = request.get_ref();
         let (member, members) = self.ctx.engine.member_add(&r.peer_ur_ls, r.is_learner)?;

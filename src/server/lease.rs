@@ -78,7 +78,23 @@ impl Lease for LeaseService {
                 ttl,
             })
         });
-        Ok(Response::new(Box::pin(answers)))
+        let mut answers = Box::pin(answers);
+        // etcd (grpc-go) sends a stream's headers with its first answer, so a stream whose
+        // first request is refused ends with that error alone, which a client sees when it
+        // opens the stream (found by the conformance suite against 3.7.2). Wait for that
+        // answer before answering the call; a closing connection stops the wait.
+        let (stop, _open) = self.ctx.hooks.connection();
+        let first = tokio::select! {
+            first = answers.next() => first,
+            () = stop.cancelled() => return Err(Status::cancelled("connection closed")),
+        };
+        let first = match first {
+            Some(Err(status)) => return Err(status),
+            first => first,
+        };
+        Ok(Response::new(Box::pin(
+            tokio_stream::iter(first).chain(answers),
+        )))
     }
 
     async fn lease_time_to_live(

@@ -6,7 +6,34 @@
 //! seed, 1 by default); a failing seed is printed, and `CONFORMANCE_SEED=S CONFORMANCE_SEEDS=1`
 //! replays it. `TEST_ETCD_BIN` picks another etcd than the vendored 3.7.2.
 
+/// One unary call of a service other than KV: `rpc!(session, LeaseClient, lease_grant,
+/// LeaseGrantRequest { .. })`, recorded like every answer.
+macro_rules! rpc {
+    ($s:expr, $client:ty, $method:ident, $req:expr) => {
+        $s.call(stringify!($method), $req, |c, r| async move {
+            let mut client = <$client>::new(c);
+            client.$method(r).await
+        })
+    };
+}
+
+/// As `rpc!`, for a call that may block: it runs in the background until `Session::finish`.
+macro_rules! start_rpc {
+    ($s:expr, $client:ty, $method:ident, $req:expr) => {
+        $s.start_call(stringify!($method), $req, |c, r| async move {
+            let mut client = <$client>::new(c);
+            client.$method(r).await
+        })
+    };
+}
+
+mod auth;
+mod cluster;
+mod fixtures;
 mod kv;
+mod lease;
+mod lock;
+mod maintenance;
 mod random;
 mod session;
 mod txn;
@@ -82,6 +109,7 @@ pub fn compare(
         .map(|backend| {
             let etcd = start(backend, configure);
             let mut session = Session::connect(etcd.endpoint());
+            session.backend = backend;
             run(&mut session);
             session.transcript
         })
@@ -166,6 +194,12 @@ fn all_scenarios() -> Vec<Scenario> {
     all.extend(kv::scenarios());
     all.extend(txn::scenarios());
     all.extend(watch::scenarios());
+    all.extend(lease::scenarios());
+    all.extend(auth::scenarios());
+    all.extend(maintenance::scenarios());
+    all.extend(cluster::scenarios());
+    all.extend(lock::scenarios());
+    all.extend(fixtures::scenarios());
     all
 }
 

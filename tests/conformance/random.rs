@@ -1,5 +1,9 @@
 //! Differential random testing: a seeded generator of operation sequences (puts, deletes, txns
-//! with compares, ranges with options, compactions, watches), applied to both backends.
+//! with compares, ranges with options, compactions, leases, watches), applied to both backends.
+//!
+//! Leases use client-chosen IDs from a small pool, so that grants collide and revokes miss now
+//! and then; each ID has a TTL of its own, long enough never to expire during a run and far
+//! enough from the others that the Leases listing (by soonest expiry) has one order.
 //!
 //! The requests depend on the seed only, never on answers, so both backends get exactly the same
 //! requests and a seed replays the same sequence.
@@ -10,7 +14,7 @@ use crate::pb::etcdserverpb::{
     Compare, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
     WatchCreateRequest,
 };
-use crate::{compare, defaults, Session};
+use crate::{compare, defaults, lease, Session};
 
 /// How many operations one sequence has.
 const OPS: usize = 60;
@@ -61,6 +65,18 @@ fn revision(rng: &mut Rng, step: usize) -> i64 {
     rng.below(step as u64 / 2 + 4) as i64 - 1
 }
 
+/// Lease IDs a sequence grants, revokes and attaches keys to; 9 is never granted.
+const LEASES: [i64; 4] = [1, 2, 3, 9];
+
+fn lease_id(rng: &mut Rng) -> i64 {
+    *rng.pick(&LEASES)
+}
+
+/// Each lease ID's TTL: far apart, so that the soonest expiry is always the smallest ID's.
+fn lease_ttl(id: i64) -> i64 {
+    600 + 100 * id
+}
+
 fn put(rng: &mut Rng) -> PutRequest {
     PutRequest {
         key: key(rng),
@@ -69,8 +85,7 @@ fn put(rng: &mut Rng) -> PutRequest {
         } else {
             format!("v{}", rng.below(5)).into_bytes()
         },
-        // No lease exists on either backend: a lease is "not found" (and ignore_lease keeps 0).
-        lease: if rng.chance(3) { 7 } else { 0 },
+        lease: if rng.chance(20) { lease_id(rng) } else { 0 },
         prev_kv: rng.chance(40),
         ignore_value: rng.chance(5),
         ignore_lease: rng.chance(5),
@@ -244,23 +259,41 @@ fn sequence(seed: u64, s: &mut Session) {
         },
     );
     let picky_created = s.recv(picky).is_some_and(|r| !r.canceled);
+    // Two leases from the start, so that many puts attach keys.
+    for id in [1, 2] {
+        lease::grant_lease(s, lease_ttl(id), id);
+    }
     for step in 0..OPS {
         match rng.below(100) {
-            0..=29 => {
+            0..=24 => {
                 s.put(put(&mut rng));
             }
-            30..=44 => {
+            25..=36 => {
                 s.delete(delete(&mut rng));
             }
-            45..=64 => {
+            37..=52 => {
                 s.range(range(&mut rng, step));
             }
-            65..=94 => {
+            53..=78 => {
                 let mut t = txn(&mut rng, step, 0);
                 avoid_etcd_crash(&mut t);
                 s.txn(t);
             }
-            _ => s.compact(revision(&mut rng, step)),
+            79..=83 => s.compact(revision(&mut rng, step)),
+            84..=89 => {
+                let id = lease_id(&mut rng);
+                lease::grant_lease(s, lease_ttl(id), id);
+            }
+            90..=93 => lease::revoke_lease(s, lease_id(&mut rng)),
+            94..=96 => {
+                let id = lease_id(&mut rng);
+                lease::time_to_live(s, id, rng.chance(70));
+            }
+            97..=98 => lease::list_leases(s),
+            _ => {
+                let (a, b) = (lease_id(&mut rng), lease_id(&mut rng));
+                s.keep_alive(&[a, b]);
+            }
         }
     }
     let late = s.watch();

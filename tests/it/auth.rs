@@ -108,11 +108,28 @@ async fn requests_without_a_token_or_with_a_bad_one_are_refused() {
     request
         .metadata_mut()
         .insert("token", "bogus.1".parse().unwrap());
-    let err = KvClient::new(channel).range(request).await.unwrap_err();
+    let err = KvClient::new(channel.clone())
+        .range(request)
+        .await
+        .unwrap_err();
     assert_eq!(
         (err.code(), err.message()),
         (Code::Unauthenticated, "etcdserver: invalid auth token")
     );
+    // AuthStatus needs no token, but refuses a bad one, as etcd 3.7.2 does.
+    let mut request = tonic::Request::new(AuthStatusRequest {});
+    request
+        .metadata_mut()
+        .insert("token", "bogus.1".parse().unwrap());
+    let err = AuthClient::new(channel.clone())
+        .auth_status(request)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), err.message()),
+        (Code::Unauthenticated, "etcdserver: invalid auth token")
+    );
+    assert!(auth_status(&etcd).await.0);
     let wrong = ConnectOptions::new().with_user("alice", "wrong");
     let Err(err) = Client::connect(etcd.endpoints(), Some(wrong)).await else {
         panic!("a wrong password logs in")
@@ -396,4 +413,30 @@ async fn users_roles_and_auth_survive_dump_and_load_without_clear_passwords() {
     )
     .await
     .is_err());
+}
+
+#[tokio::test]
+async fn member_add_checks_its_urls_before_the_caller() {
+    // As etcd 3.7.2: bad URLs are refused as such even without a token.
+    let (etcd, _root) = secured().await;
+    let mut anonymous = client(&etcd).await;
+    assert_eq!(
+        status(anonymous.member_add(["foo"], None).await.unwrap_err()),
+        (
+            Code::InvalidArgument,
+            "etcdserver: given member URLs are invalid".into()
+        )
+    );
+    assert_eq!(
+        status(
+            anonymous
+                .member_add(["http://10.0.0.9:2380"], None)
+                .await
+                .unwrap_err()
+        ),
+        (
+            Code::InvalidArgument,
+            "etcdserver: user name is empty".into()
+        )
+    );
 }

@@ -284,13 +284,6 @@ fn embedded_only_builder_options_need_the_embedded_backend() {
             real().auth_token_ttl(Duration::from_secs(5)),
         ),
         ("tls", real().tls()),
-        (
-            "fixture leases",
-            real().fixture_str(
-                r#"{"leases": [{"name": "s", "ttl": 30}],
-                    "kvs": [{"key": "/k", "value": "v", "lease": "s"}]}"#,
-            ),
-        ),
     ];
     for (name, builder) in cases {
         let err = builder.start().unwrap_err();
@@ -430,4 +423,208 @@ async fn a_single_node_answers_with_a_default_etcds_ids_as_the_embedded_engine_d
         headers[0],
         (0xcdf8_1819_4e3a_8c32, 0x8e9e_05c5_2164_694d, 1, 2)
     );
+}
+
+#[test]
+fn existing_endpoints_refuse_fixture_leases_history_and_auth() {
+    // They would reach beyond the guard's prefix on a shared etcd.
+    let cases = [
+        (
+            "fixture leases",
+            r#"{"leases": [{"name": "s", "ttl": 30}],
+                "kvs": [{"key": "/k", "value": "v", "lease": "s"}]}"#,
+        ),
+        (
+            "fixture history",
+            r#"{"history": [{"put": "a", "value": "1"}]}"#,
+        ),
+        ("fixture auth", r#"{"auth": {"roles": [{"name": "r"}]}}"#),
+    ];
+    for (name, fixture) in cases {
+        let err = TestEtcd::builder()
+            .backend(Backend::Existing)
+            .existing_endpoints(["http://127.0.0.1:1"])
+            .fixture_str(fixture)
+            .start()
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::NeedsEmbedded { option } if option == name),
+            "{name}: {err}"
+        );
+    }
+}
+
+const LEASES_AND_AUTH: &str = r#"{
+  "leases": [{"name": "session", "ttl": 30, "id": 1234}, {"name": "picked", "ttl": 40}],
+  "kvs": [
+    {"key": "/app/leader", "value": "node-1", "lease": "session"},
+    {"key": "/app/worker", "value": "w", "lease": "picked"},
+    {"key": "/shared/config", "value": "c"},
+    {"key": "/secret", "value": "s"}
+  ],
+  "auth": {
+    "enabled": true,
+    "roles": [{"name": "app", "permissions": [
+      {"prefix": "/app/", "type": "READWRITE"}, {"key": "/shared/config", "type": "READ"}]}],
+    "users": [
+      {"name": "root", "password": "rootpw", "roles": ["root"]},
+      {"name": "alice", "password": "alicepw", "roles": ["app"]}]
+  }
+}"#;
+
+#[tokio::test]
+async fn fixture_leases_and_auth_are_seeded_on_a_real_etcd() {
+    for backend in [Backend::Real, Backend::Embedded] {
+        let etcd = real()
+            .backend(backend)
+            .fixture_str(LEASES_AND_AUTH)
+            .start()
+            .unwrap();
+        // The guard's own reads log in as root.
+        assert_eq!(etcd.get("/secret").as_deref(), Some("s"), "{backend:?}");
+        assert_eq!(etcd.revision(), 5, "{backend:?}");
+        let anonymous = etcd_client::Client::connect(etcd.endpoints(), None).await;
+        let err = anonymous
+            .unwrap()
+            .get("/app/leader", None)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("user name is empty"), "{err}");
+        let options = etcd_client::ConnectOptions::new().with_user("alice", "alicepw");
+        let mut alice = etcd_client::Client::connect(etcd.endpoints(), Some(options))
+            .await
+            .unwrap();
+        let resp = alice.get("/app/leader", None).await.unwrap();
+        assert_eq!(resp.kvs()[0].value(), b"node-1");
+        assert_eq!(resp.kvs()[0].lease(), 1234);
+        assert_eq!(
+            alice.get("/shared/config", None).await.unwrap().kvs()[0].value(),
+            b"c"
+        );
+        let err = alice.get("/secret", None).await.unwrap_err();
+        assert!(err.to_string().contains("permission denied"), "{err}");
+        let options = etcd_client::ConnectOptions::new().with_user("root", "rootpw");
+        let mut root = etcd_client::Client::connect(etcd.endpoints(), Some(options))
+            .await
+            .unwrap();
+        let ttl = root
+            .lease_time_to_live(
+                1234,
+                Some(etcd_client::LeaseTimeToLiveOptions::new().with_keys()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(ttl.granted_ttl(), 30);
+        assert!(0 < ttl.ttl() && ttl.ttl() <= 30, "{}", ttl.ttl());
+        assert_eq!(ttl.keys(), [b"/app/leader".to_vec()]);
+        // The lease without an ID got one from the server, with its key.
+        let worker = root.get("/app/worker", None).await.unwrap();
+        let picked = worker.kvs()[0].lease();
+        assert!(picked != 0 && picked != 1234);
+        let leases = root.leases().await.unwrap();
+        let mut ids: Vec<i64> = leases.leases().iter().map(|l| l.id()).collect();
+        ids.sort_unstable();
+        let mut expected = vec![1234, picked];
+        expected.sort_unstable();
+        assert_eq!(ids, expected);
+    }
+}
+
+/// Every revision's keys, and the answer for each revision from 1 to the current one and past
+/// it, as a real client sees them.
+async fn every_revision(etcd: &TestEtcd) -> Vec<String> {
+    let mut client = etcd_client::Client::connect(etcd.endpoints(), None)
+        .await
+        .unwrap();
+    let current = etcd.revision();
+    let mut seen = Vec::new();
+    for revision in 1..=current + 1 {
+        let options = etcd_client::GetOptions::new()
+            .with_all_keys()
+            .with_revision(revision);
+        seen.push(match client.get("", Some(options)).await {
+            Ok(resp) => format!("{revision}: {:?}", resp.kvs()),
+            Err(err) => format!("{revision}: {err}"),
+        });
+    }
+    let leases = client.leases().await.unwrap();
+    let mut ids: Vec<i64> = leases.leases().iter().map(|l| l.id()).collect();
+    ids.sort_unstable();
+    seen.push(format!("leases {ids:?}"));
+    seen
+}
+
+#[tokio::test]
+async fn a_history_fixture_is_replayed_on_a_real_etcd() {
+    // Puts, a txn-like joined revision, deletes, a lease granted and revoked, a lease that
+    // lives on, and a compaction: both backends end with the same revisions.
+    let fixture = r#"{"history": [
+        {"put": "a", "value": "1"},
+        {"put": "b", "value": "1"},
+        {"put": "a", "value": "2"},
+        {"grant": "gone", "ttl": 60, "id": 7},
+        {"put": "c", "value": "on gone", "lease": "gone"},
+        {"put": "d", "value": "2", "revision": 6},
+        {"put": "e", "value": "joins", "revision": 6},
+        {"compact": 4},
+        {"revoke": "gone"},
+        {"delete": "a"},
+        {"grant": "kept", "ttl": 90, "id": 8},
+        {"put": "f", "value": "kept", "lease": "kept"}
+    ]}"#;
+    let mut seen = Vec::new();
+    for backend in [Backend::Embedded, Backend::Real] {
+        let etcd = real()
+            .backend(backend)
+            .fixture_str(fixture)
+            .start()
+            .unwrap();
+        assert_eq!(etcd.revision(), 9, "{backend:?}");
+        seen.push(every_revision(&etcd).await);
+    }
+    assert_eq!(seen[0], seen[1]);
+    assert!(seen[0][0].contains("compacted"), "{}", seen[0][0]);
+    assert_eq!(seen[0].last().unwrap(), "leases [8]");
+}
+
+#[test]
+fn a_fixture_a_real_etcd_cannot_reproduce_is_a_typed_error() {
+    let cases = [
+        // A revision with no write.
+        r#"{"history": [{"put": "a", "value": "1"}, {"put": "b", "value": "1", "revision": 5}]}"#,
+        // A store revision past the last write.
+        r#"{"history": [{"put": "a", "value": "1"}], "revision": 9}"#,
+        // A version no replay makes.
+        r#"{"history": [{"put": "a", "value": "1", "version": 4}]}"#,
+        // Keys without their history: etcdctl's output.
+        r#"{"header": {"revision": 9}, "kvs": [{"key": "YQ==", "value": "MQ==",
+            "create_revision": 3, "mod_revision": 5, "version": 2}], "count": 1}"#,
+        // A stored password hash.
+        r#"{"auth": {"users": [{"name": "u", "password_hash":
+            "000102030405060708090a0b0c0d0e0f000102030405060708090a0b0c0d0e0f000102030405060708090a0b0c0d0e0f"}]}}"#,
+        // Auth on, with no password root could log in with.
+        r#"{"auth": {"enabled": true,
+            "users": [{"name": "root", "no_password": true, "roles": ["root"]}]}}"#,
+    ];
+    for fixture in cases {
+        let err = real().fixture_str(fixture).start().unwrap_err();
+        assert!(
+            matches!(&err, Error::NotReproducible { fixture, .. } if fixture == "<string>"),
+            "{fixture}: {err}"
+        );
+        // The embedded engine takes each of them.
+        TestEtcd::builder()
+            .backend(Backend::Embedded)
+            .fixture_str(fixture)
+            .start()
+            .unwrap_or_else(|e| panic!("{fixture}: {e}"));
+    }
+    // A lease granted again with another TTL by a later fixture.
+    let err = real()
+        .fixture_str(r#"{"leases": [{"name": "s", "ttl": 30, "id": 5}]}"#)
+        .fixture_str(r#"{"leases": [{"name": "s", "ttl": 60, "id": 5}]}"#)
+        .start()
+        .unwrap_err();
+    assert!(matches!(err, Error::NotReproducible { .. }), "{err}");
+    assert!(err.to_string().contains("another TTL"), "{err}");
 }
