@@ -68,9 +68,10 @@ pub enum Error {
         /// The builder option or guard method, as its method is named (or the fixture part).
         option: &'static str,
     },
-    /// The builder configured the server (limits, address, members), but the backend is an
-    /// existing etcd that the guard does not start.
-    #[error("`{option}` cannot apply to existing endpoints: the guard does not start that etcd")]
+    /// The builder configured the server (limits, address, members), or a fixture has leases,
+    /// a history or auth, but the backend is an existing etcd: the guard neither starts it nor
+    /// owns more of it than its key prefix.
+    #[error("`{option}` cannot apply to existing endpoints: the guard shares that etcd and owns only its key prefix")]
     NotOnExisting {
         /// The builder option, as its method is named.
         option: &'static str,

@@ -1241,23 +1241,23 @@ impl TestEtcdBuilder {
 
     /// The fixtures' puts, for existing endpoints (shared, under a prefix). Leases, a history
     /// and auth would reach beyond the prefix: a fixture with them is
-    /// [`Error::NeedsEmbedded`] there. (A real etcd of the guard's own takes them.)
+    /// [`Error::NotOnExisting`] there. (A real etcd of the guard's own takes them.)
     fn fixture_puts(&self) -> Result<Vec<KeyValuePair>, Error> {
         let mut puts = Vec::new();
         for source in &self.fixtures {
             let fixture = fixture::load(source)?;
             if !fixture.leases.is_empty() {
-                return Err(Error::NeedsEmbedded {
+                return Err(Error::NotOnExisting {
                     option: "fixture leases",
                 });
             }
             if fixture.history.is_some() {
-                return Err(Error::NeedsEmbedded {
+                return Err(Error::NotOnExisting {
                     option: "fixture history",
                 });
             }
             if fixture.auth.is_some() {
-                return Err(Error::NeedsEmbedded {
+                return Err(Error::NotOnExisting {
                     option: "fixture auth",
                 });
             }

@@ -448,7 +448,7 @@ fn existing_endpoints_refuse_fixture_leases_history_and_auth() {
             .start()
             .unwrap_err();
         assert!(
-            matches!(err, Error::NeedsEmbedded { option } if option == name),
+            matches!(err, Error::NotOnExisting { option } if option == name),
             "{name}: {err}"
         );
     }
