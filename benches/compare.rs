@@ -32,7 +32,7 @@ struct Sizes {
 }
 
 const FULL: Sizes = Sizes {
-    cell: Duration::from_secs(2),
+    cell: Duration::from_secs(4),
     concurrency: &[1, 16, 64],
     range_keys: 10_000,
     range_rounds: 60,
@@ -42,7 +42,7 @@ const FULL: Sizes = Sizes {
 };
 
 const SMOKE: Sizes = Sizes {
-    cell: Duration::from_millis(50),
+    cell: Duration::from_millis(80),
     concurrency: &[1, 4],
     range_keys: 100,
     range_rounds: 2,
@@ -152,17 +152,15 @@ enum Op {
     Txn,
 }
 
-/// Throughput (ops/s) and p50/p99 latency of `op` with `clients` connections for `cell`.
-async fn throughput(
-    endpoint: &str,
-    op: Op,
-    clients: usize,
-    cell: Duration,
-) -> (f64, Duration, Duration) {
+/// How many slices a throughput cell is cut into; the targets take turns slice by slice.
+const SLICES: usize = 8;
+
+/// One slice: `op` on every client at once for `length`; the latency of every call.
+async fn slice(clients: &[Client], op: Op, length: Duration) -> Vec<Duration> {
+    let stop = Instant::now() + length;
     let mut tasks = Vec::new();
-    let stop = Instant::now() + cell;
-    for n in 0..clients {
-        let mut c = Client::connect([endpoint], None).await.expect("connect");
+    for (n, c) in clients.iter().enumerate() {
+        let mut c = c.clone();
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let key = format!("bench/key/{n:04}");
@@ -191,9 +189,57 @@ async fn throughput(
     for t in tasks {
         all.extend(t.await.expect("client task"));
     }
-    all.sort();
-    let rate = all.len() as f64 / cell.as_secs_f64();
-    (rate, pct(&all, 0.5), pct(&all, 0.99))
+    all
+}
+
+/// One throughput cell, interleaved: `clients` connections per target, connected first; then
+/// the targets take turns for `SLICES` slices of `cell / SLICES` each, so that a noisy moment
+/// of the machine falls on every target alike. Per target: ops/s and p50/p99 latency over
+/// all its slices; and the medians of the per-slice rate ratios ours/ceiling and ours/etcd
+/// (targets in the order ours, etcd, ceiling).
+async fn throughput(
+    endpoints: &[String],
+    op: Op,
+    clients: usize,
+    cell: Duration,
+) -> (Vec<(f64, Duration, Duration)>, f64, f64) {
+    let mut connected = Vec::new();
+    for e in endpoints {
+        let mut list = Vec::new();
+        for _ in 0..clients {
+            list.push(Client::connect([e.as_str()], None).await.expect("connect"));
+        }
+        connected.push(list);
+    }
+    let length = cell / SLICES as u32;
+    let mut latencies: Vec<Vec<Duration>> = vec![Vec::new(); endpoints.len()];
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); endpoints.len()];
+    for _ in 0..SLICES {
+        for (target, list) in connected.iter().enumerate() {
+            let calls = slice(list, op, length).await;
+            rates[target].push(calls.len() as f64 / length.as_secs_f64());
+            latencies[target].extend(calls);
+        }
+    }
+    let median_ratio = |other: usize| {
+        let mut r: Vec<f64> = rates[0]
+            .iter()
+            .zip(&rates[other])
+            .map(|(ours, theirs)| ours / theirs)
+            .collect();
+        r.sort_by(f64::total_cmp);
+        r[r.len() / 2]
+    };
+    let (vs_etcd, vs_ceiling) = (median_ratio(1), median_ratio(2));
+    let per_target = latencies
+        .into_iter()
+        .map(|mut all| {
+            all.sort();
+            let rate = all.len() as f64 / (length.as_secs_f64() * SLICES as f64);
+            (rate, pct(&all, 0.5), pct(&all, 0.99))
+        })
+        .collect();
+    (per_target, vs_ceiling, vs_etcd)
 }
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {
@@ -356,15 +402,6 @@ async fn run(sizes: Sizes) -> String {
         "| measure | test-etcd | real etcd 3.7.2 | ceiling | ours/ceiling | ours/etcd |"
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|");
-    let row = |out: &mut String, name: &str, ours: f64, etcd: f64, ceiling: f64, unit: &str| {
-        let _ = writeln!(
-            out,
-            "| {name} | {ours:.1} {unit} | {etcd:.1} {unit} | {ceiling:.1} {unit} | {:.2} | {:.2} |",
-            ours / ceiling,
-            ours / etcd
-        );
-    };
-
     // Memory first, while the process is fresh (later phases leave freed memory behind).
     // Loading a large fixture, and memory per key.
     let fixture: serde_json::Map<String, serde_json::Value> = (0..sizes.fixture_keys)
@@ -442,15 +479,16 @@ async fn run(sizes: Sizes) -> String {
     let targets = [Target::Ours(ours), etcd, ceiling];
     let endpoints: Vec<String> = targets.iter().map(Target::endpoint).collect();
 
-    // Throughput and latency, the three targets interleaved per cell.
+    // Throughput and latency, the three targets taking turns slice by slice in each cell.
     for op in [Op::Put, Op::Range, Op::RangeSerializable, Op::Txn] {
         for &clients in sizes.concurrency {
-            let mut cells = Vec::new();
-            for e in &endpoints {
-                cells.push(throughput(e, op, clients, sizes.cell).await);
-            }
-            let name = format!("{op:?} x{clients} ops/s");
-            row(&mut out, &name, cells[0].0, cells[1].0, cells[2].0, "");
+            let (cells, vs_ceiling, vs_etcd) =
+                throughput(&endpoints, op, clients, sizes.cell).await;
+            let _ = writeln!(
+                out,
+                "| {op:?} x{clients} ops/s (ratios: median per slice) | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} |",
+                cells[0].0, cells[1].0, cells[2].0, vs_ceiling, vs_etcd
+            );
             let name = format!("{op:?} x{clients} p50/p99");
             let _ = writeln!(
                 out,
