@@ -1,0 +1,56 @@
+//! What the fuzz targets call (feature `__fuzz`, not API). Each function panics on a broken
+//! invariant, which is what the fuzzer looks for; otherwise it returns whatever the input was.
+
+pub use crate::engine::invariants::{
+    Checker, Compare, CompareValue, Delete, End, Key, LeaseRef, Op, Put, Range, Rev, Txn, TxnOp,
+};
+
+use crate::engine::{Clock, Engine, Limits};
+use crate::fixture::{self, FixtureError, FixtureSource};
+
+/// Loads `bytes` as a fixture file. A mistake must be a [`FixtureError::Invalid`] with a line
+/// and column; a fixture that loads must seed a fresh server, and its dump must load back to a
+/// state that dumps the same.
+pub fn fixture(bytes: &[u8]) {
+    let loaded = match fixture::load_text(bytes, "<fuzz>") {
+        Ok(loaded) => loaded,
+        Err(FixtureError::Invalid { line, column, .. }) => {
+            assert!(
+                line.is_some() && column.is_some(),
+                "a text error without a position"
+            );
+            return;
+        }
+        Err(err) => panic!("not a fixture error for text: {err}"),
+    };
+    let engine = Engine::with_clock(Limits::default(), Clock::manual());
+    let source = FixtureSource::Text(String::new());
+    if let Err(err) = crate::test_etcd::seed(&engine, loaded, &source) {
+        panic!("a fixture that parsed does not seed a fresh server: {err}");
+    }
+    let dump = crate::dump::dump(&engine);
+    let again = FixtureSource::Json(dump.clone());
+    let reloaded = match fixture::load(&again) {
+        Ok(reloaded) => reloaded,
+        Err(err) => panic!("a dump does not load: {err}\n{dump}"),
+    };
+    let copy = Engine::with_clock(Limits::default(), Clock::manual());
+    if let Err(err) = crate::test_etcd::seed(&copy, reloaded, &again) {
+        panic!("a dump does not seed a fresh server: {err}\n{dump}");
+    }
+    assert_eq!(
+        crate::dump::dump(&copy),
+        dump,
+        "dump -> load -> dump differs"
+    );
+}
+
+/// Applies `ops` to a fresh engine, checking the MVCC invariants after each, then revokes every
+/// lease left and checks no key stayed behind.
+pub fn engine(ops: &[Op]) {
+    let mut checker = Checker::fuzz();
+    for op in ops {
+        checker.apply(op);
+    }
+    checker.finish();
+}
