@@ -54,3 +54,26 @@ pub fn engine(ops: &[Op]) {
     }
     checker.finish();
 }
+
+/// Applies `ops`, snapshots the engine, overwrites snapshot bytes as `edits` say (position
+/// modulo the length, new byte), and restores the result: a damaged snapshot must be refused or
+/// give a consistent store, which then keeps the invariants under the same `ops` again.
+pub fn snapshot(ops: &[Op], edits: &[(u16, u8)]) {
+    let mut checker = Checker::fuzz();
+    for op in ops {
+        checker.apply(op);
+    }
+    let mut bytes = checker.snapshot();
+    for &(at, byte) in edits {
+        let at = usize::from(at) % bytes.len().max(1);
+        if let Some(slot) = bytes.get_mut(at) {
+            *slot = byte;
+        }
+    }
+    if let Some(mut restored) = Checker::restored(&bytes) {
+        for op in ops {
+            restored.apply(op);
+        }
+        restored.finish();
+    }
+}

@@ -224,11 +224,15 @@ pub enum Op {
         prev_kv: bool,
     },
     HashKv(Rev),
+    /// Snapshots the engine and goes on with a fresh one restored from it, which must answer
+    /// every read as the original did.
+    Restore,
 }
 
 /// Applies [`Op`]s to one engine and checks the invariants after each.
 pub struct Checker {
     engine: Engine,
+    limits: Limits,
     /// The state after each revision still worth checking (all of them: compacted ones are
     /// checked to refuse).
     history: BTreeMap<i64, State>,
@@ -241,20 +245,60 @@ pub struct Checker {
 }
 
 impl Checker {
-    /// A checker for the fuzzer: limits that make over-limit txns cheap to reach.
+    /// A checker for the fuzzer: limits that make over-limit txns and too large requests cheap
+    /// to reach.
     #[cfg(feature = "__fuzz")]
     pub fn fuzz() -> Self {
-        let limits = Limits {
+        Checker::new(Self::fuzz_limits(), "fuzz")
+    }
+
+    #[cfg(feature = "__fuzz")]
+    fn fuzz_limits() -> Limits {
+        Limits {
             max_txn_ops: 4,
+            max_request_bytes: 2048,
             ..Limits::default()
-        };
-        Checker::new(limits, "fuzz")
+        }
+    }
+
+    /// A checker on an engine restored from `snapshot`, or `None` if the snapshot is refused.
+    /// What the restored engine reads at each retained revision is taken as its history, after
+    /// checking that it is consistent: the watch history rebuilds the present, leases hold
+    /// exactly their keys, and it snapshots to something that restores the same.
+    #[cfg(feature = "__fuzz")]
+    pub fn restored(snapshot: &[u8]) -> Option<Self> {
+        let mut checker = Checker::new(Self::fuzz_limits(), "restored");
+        checker.engine.restore(snapshot).ok()?;
+        let current = checker.engine.revision();
+        let compacted = checker.engine.state().store.compact_revision();
+        checker.history.clear();
+        for revision in compacted.max(1)..=current {
+            let state = state_at(&checker.engine, revision);
+            assert!(state.is_ok(), "restored: revision {revision} unreadable");
+            checker.history.insert(revision, state.unwrap_or_default());
+        }
+        checker.granted = checker
+            .engine
+            .lease_leases()
+            .leases
+            .iter()
+            .map(|l| l.id)
+            .collect();
+        checker.apply(&Op::Restore);
+        Some(checker)
+    }
+
+    /// The engine's snapshot.
+    #[cfg(feature = "__fuzz")]
+    pub fn snapshot(&self) -> Vec<u8> {
+        self.engine.snapshot()
     }
 
     /// A checker on a fresh engine with a manual clock; `label` prefixes failure messages.
     pub(crate) fn new(limits: Limits, label: impl Into<String>) -> Self {
         Checker {
             engine: Engine::with_clock(limits, Clock::manual()),
+            limits,
             history: BTreeMap::from([(1, State::new())]),
             hashes: BTreeMap::new(),
             hashed_since: -1,
@@ -471,6 +515,21 @@ impl Checker {
             Op::HashKv(revision) => {
                 reads_only = true;
                 let _ = self.engine.hash_kv(revision.resolve(before));
+            }
+            Op::Restore => {
+                reads_only = true;
+                let snapshot = self.engine.snapshot();
+                let restored = Engine::with_clock(self.limits, Clock::manual());
+                if let Err(err) = restored.restore(&snapshot) {
+                    panic!("{}: a snapshot does not restore: {err}", self.context());
+                }
+                let again = restored.snapshot();
+                assert!(
+                    again == snapshot,
+                    "{}: restore changed the snapshot",
+                    self.context()
+                );
+                self.engine = restored;
             }
         }
         let after = self.engine.revision();
@@ -928,6 +987,7 @@ mod tests {
                 14 => Op::LeaseRevoke(self.lease()),
                 15 => Op::LeaseKeepAlive(self.lease()),
                 16 => Op::Advance(self.small(20)),
+                17 if self.below(4) == 0 => Op::Restore,
                 17 | 18 => Op::Watch {
                     key: self.key(),
                     end: self.end(),
