@@ -25,9 +25,15 @@ pub fn fixture(bytes: &[u8]) {
     };
     let engine = Engine::with_clock(Limits::default(), Clock::manual());
     let source = FixtureSource::Text(String::new());
-    if let Err(err) = crate::test_etcd::seed(&engine, loaded, &source) {
+    if let Err(err) = crate::test_etcd::seed(&engine, loaded.clone(), &source) {
         panic!("a fixture that parsed does not seed a fresh server: {err}");
     }
+    // Layered over itself: a history must be refused (it describes the store from revision 1),
+    // anything else must apply again (leases renewed, roles and users extended).
+    let layered = engine.fork();
+    let refused = loaded.history.is_some() && !layered.is_fresh();
+    let again = crate::test_etcd::seed(&layered, loaded.clone(), &source);
+    assert_eq!(again.is_err(), refused, "layering: {again:?}");
     let dump = crate::dump::dump(&engine);
     let again = FixtureSource::Json(dump.clone());
     let reloaded = match fixture::load(&again) {
