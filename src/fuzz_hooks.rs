@@ -83,3 +83,9 @@ pub fn snapshot(ops: &[Op], edits: &[(u16, u8)]) {
         restored.finish();
     }
 }
+
+/// `body` as the JSON body of a gateway call (the method picked by `selector`): decoded as the
+/// gateway does, never a panic; what encodes renders back to JSON that encodes the same.
+pub fn gateway(selector: u8, body: &[u8]) {
+    crate::server::fuzz_gateway_body(selector, body);
+}

@@ -13,6 +13,8 @@ mod cluster;
 mod election;
 mod etcdhttp;
 mod gateway;
+#[cfg(feature = "__fuzz")]
+pub(crate) use gateway::fuzz_body as fuzz_gateway_body;
 mod hooks;
 mod kv;
 mod lease;
