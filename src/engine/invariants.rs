@@ -227,6 +227,11 @@ pub enum Op {
     /// Snapshots the engine and goes on with a fresh one restored from it, which must answer
     /// every read as the original did.
     Restore,
+    /// Forks the engine, wipes one of the two (every key deleted, history compacted, leases
+    /// revoked) and goes on with the other (the fork if `keep_fork`), which must not notice.
+    Fork {
+        keep_fork: bool,
+    },
 }
 
 /// Applies [`Op`]s to one engine and checks the invariants after each.
@@ -486,19 +491,6 @@ impl Checker {
             }
             Op::Advance(secs) => {
                 self.engine.advance(Duration::from_secs(u64::from(*secs)));
-                let now = self.engine.clock().now();
-                let state = self.engine.state();
-                let due = state
-                    .lessor
-                    .leases()
-                    .find(|l| l.expiry <= now)
-                    .map(|l| l.id);
-                assert_eq!(
-                    due,
-                    None,
-                    "{}: a lease past its deadline is live",
-                    self.context()
-                );
                 expired_at_most = leases_before;
             }
             Op::Watch {
@@ -522,6 +514,16 @@ impl Checker {
             Op::HashKv(revision) => {
                 reads_only = true;
                 let _ = self.engine.hash_kv(revision.resolve(before));
+            }
+            Op::Fork { keep_fork } => {
+                reads_only = true;
+                let fork = self.engine.fork();
+                let wiped = if *keep_fork {
+                    std::mem::replace(&mut self.engine, fork)
+                } else {
+                    fork
+                };
+                wipe(&wiped);
             }
             Op::Restore => {
                 reads_only = true;
@@ -776,7 +778,15 @@ impl Checker {
                 kv.key
             );
         }
+        // With a manual clock, a lease falls due only when the clock is advanced, which expires
+        // it at once.
+        let now = self.engine.clock().now();
         for lease in state.lessor.leases() {
+            assert!(
+                lease.expiry > now,
+                "{context}: lease {} is past its deadline",
+                lease.id
+            );
             for key in &lease.keys {
                 let attached = state
                     .store
@@ -813,6 +823,29 @@ impl Checker {
             self.label
         );
     }
+}
+
+/// Changes everything a write can change in `engine`.
+fn wipe(engine: &Engine) {
+    let all = DeleteRangeRequest {
+        key: vec![0],
+        range_end: vec![0],
+        prev_kv: false,
+    };
+    let _ = engine.delete_range(&all);
+    let _ = engine.put(&PutRequest {
+        key: b"k0".to_vec(),
+        value: b"wiped".to_vec(),
+        ..Default::default()
+    });
+    let _ = engine.compact(&CompactionRequest {
+        revision: engine.revision(),
+        physical: true,
+    });
+    for lease in engine.lease_leases().leases {
+        let _ = engine.lease_revoke(lease.id);
+    }
+    engine.advance(Duration::from_secs(1 << 40));
 }
 
 fn same_key(event: &crate::pb::mvccpb::Event, kv: &KeyValue) -> bool {
@@ -995,6 +1028,9 @@ mod tests {
                 15 => Op::LeaseKeepAlive(self.lease()),
                 16 => Op::Advance(self.small(20)),
                 17 if self.below(4) == 0 => Op::Restore,
+                17 if self.below(3) == 0 => Op::Fork {
+                    keep_fork: self.below(2) == 0,
+                },
                 17 | 18 => Op::Watch {
                     key: self.key(),
                     end: self.end(),
