@@ -13,7 +13,9 @@
 //! - HashKV at R depends only on the history retained up to R;
 //! - compaction never changes a read at or above the compact revision, and refuses below it;
 //! - a lease holds exactly the keys attached to it: a revoked or expired lease leaves none of
-//!   its keys behind, and no key names a lease that is gone.
+//!   its keys behind, no key names a lease that is gone, and no lease outlives its deadline;
+//! - a snapshot restores into an engine that answers every read as the original, and a fork
+//!   and its original never see each other's writes.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -238,8 +240,8 @@ pub enum Op {
 pub struct Checker {
     engine: Engine,
     limits: Limits,
-    /// The state after each revision still worth checking (all of them: compacted ones are
-    /// checked to refuse).
+    /// The state after each revision, from the one below the compaction point (checked to
+    /// refuse) on.
     history: BTreeMap<i64, State>,
     hashes: BTreeMap<i64, u32>,
     hashed_since: i64,
