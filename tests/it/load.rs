@@ -120,7 +120,7 @@ async fn lease_holder(mut c: Client, l: usize) -> Held {
         .expect("a keep-alive answer");
     assert_eq!(answer.ttl(), 60);
     drop((keeper, answers));
-    let revoked_at = if l % 2 == 0 {
+    let revoked_at = if l.is_multiple_of(2) {
         let resp = c.lease_revoke(lease).await.unwrap();
         Some(resp.header().unwrap().revision())
     } else {
