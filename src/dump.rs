@@ -31,12 +31,10 @@ impl TestEtcd {
     /// # Ok::<(), test_etcd::Error>(())
     /// ```
     pub fn dump(&self) -> serde_json::Value {
-        let Some(engine) = self.engine() else {
-            return serde_json::Value::Null;
-        };
-        let image = engine.history_image();
-        let auth = auth_section(&engine.auth(|auth| auth.export()));
-        crate::fixture::render_dump(&image, auth)
+        match self.engine() {
+            Some(engine) => dump(engine),
+            None => serde_json::Value::Null,
+        }
     }
 
     /// Writes [`TestEtcd::dump`] to `path` as pretty-printed JSON, for use as a fixture. A
@@ -66,6 +64,13 @@ impl TestEtcd {
         text.push('\n');
         std::fs::write(&path, text).map_err(|source| Error::Write { path, source })
     }
+}
+
+/// An engine's state as a fixture document, as [`TestEtcd::dump`] describes.
+pub(crate) fn dump(engine: &crate::engine::Engine) -> serde_json::Value {
+    let image = engine.history_image();
+    let auth = auth_section(&engine.auth(|auth| auth.export()));
+    crate::fixture::render_dump(&image, auth)
 }
 
 /// The `auth` member of a dump, or `None` when there are no users, roles or enabled auth (so

@@ -197,6 +197,12 @@ mod error;
 mod existing;
 mod faults;
 mod fixture;
+// Entry points for the fuzzers in `fuzz/`, which need the engine and the fixture loader without a
+// server. Not API: hidden, behind a feature no user should turn on, and free to change.
+#[cfg(feature = "__fuzz")]
+#[doc(hidden)]
+#[path = "fuzz_hooks.rs"]
+pub mod __fuzz;
 mod pb;
 mod real;
 mod real_seed;

@@ -1061,7 +1061,11 @@ fn launch(
     })
 }
 
-fn seed(engine: &Engine, fixture: fixture::Fixture, source: &FixtureSource) -> Result<(), Error> {
+pub(crate) fn seed(
+    engine: &Engine,
+    fixture: fixture::Fixture,
+    source: &FixtureSource,
+) -> Result<(), Error> {
     let ids: Vec<i64> = if let Some(history) = &fixture.history {
         // A history describes the store from revision 1 (its leases included).
         if !engine.is_fresh() {

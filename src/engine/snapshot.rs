@@ -140,8 +140,9 @@ fn check(image: &Image) -> Result<(), SnapshotError> {
             "pairs before the compaction point are not in key order",
         ));
     }
-    if image.leases.iter().any(|l| l.id <= 0) {
-        return Err(corrupt("a lease ID is not positive"));
+    // etcd grants a client's negative ID as given; only 0 is no lease.
+    if image.leases.iter().any(|l| l.id == 0) {
+        return Err(corrupt("a lease ID is 0"));
     }
     let mut last = image.compact_revision.max(1) - 1;
     for entry in &image.history {
@@ -240,15 +241,27 @@ impl Engine {
         let revision = store.revision();
         {
             let mut state = self.state();
-            // Restored leases start a full TTL from now, as etcd's do after a restore.
+            // Restored leases start a full TTL from now, as etcd's do after a restore. Built
+            // aside, so that a refused snapshot leaves the state as it was.
             let now = self.shared.clock.now();
+            let mut lessor = state.lessor.clone();
             for lease in &image.leases {
-                let _ = state.lessor.grant(lease.id, lease.ttl, now);
+                lessor
+                    .grant(lease.id, lease.ttl, now)
+                    .map_err(|_| SnapshotError::Corrupt("a lease cannot be granted"))?;
             }
+            // A live key naming a lease the snapshot lacks would be a key no revoke or expiry
+            // ever deletes (found by fuzzing).
             let (live, _) = store.range(&KeyRange::new(b"\0", b"\0"), revision, 0, false);
             for kv in live.iter().filter(|kv| kv.lease != 0) {
-                state.lessor.attach(kv.lease, &kv.key);
+                if !lessor.contains(kv.lease) {
+                    return Err(SnapshotError::Corrupt(
+                        "a key is attached to a missing lease",
+                    ));
+                }
+                lessor.attach(kv.lease, &kv.key);
             }
+            state.lessor = lessor;
             state.store = store;
             // A restored member starts with a freshly written, unfragmented file.
             state.maintenance = Default::default();
@@ -326,6 +339,64 @@ mod tests {
             Engine::new(Limits::default()).restore(&bytes),
             Err(SnapshotError::Checksum)
         );
+    }
+
+    /// `bytes` with its image changed by `edit`.
+    fn edited(bytes: &[u8], edit: impl FnOnce(&mut Image)) -> Vec<u8> {
+        let mut image = decode(bytes).unwrap();
+        edit(&mut image);
+        let body = image.encode_to_vec();
+        let mut out = bytes[..HEADER_LEN - 8].to_vec();
+        out.extend_from_slice(&(body.len() as u64).to_be_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    #[test]
+    fn a_negative_lease_id_restores() {
+        // Found by fuzzing: etcd grants a client's negative ID, and its snapshot was refused.
+        let e = Engine::new(Limits::default());
+        let grant = crate::pb::etcdserverpb::LeaseGrantRequest { id: -5, ttl: 60 };
+        assert_eq!(e.lease_grant(&grant).map(|r| r.id), Ok(-5));
+        e.put(&PutRequest {
+            key: b"k".to_vec(),
+            lease: -5,
+            ..Default::default()
+        })
+        .unwrap();
+        let r = Engine::new(Limits::default());
+        assert_eq!(r.restore(&e.snapshot()), Ok(()));
+        let keys = r.state().lessor.get(-5).map(|l| l.keys.len());
+        assert_eq!(keys, Some(1), "the lease and its key are back");
+    }
+
+    #[test]
+    fn a_key_attached_to_a_lease_the_snapshot_lacks_is_refused() {
+        // Found by fuzzing: restored, such a key outlived every revoke and expiry.
+        let bytes = engine_with_history().snapshot();
+        let fresh = Engine::new(Limits::default());
+        let without_lease = edited(&bytes, |image| image.leases.clear());
+        assert_eq!(
+            fresh.restore(&without_lease),
+            Err(SnapshotError::Corrupt(
+                "a key is attached to a missing lease"
+            ))
+        );
+        assert!(fresh.is_fresh(), "a refused snapshot changes nothing");
+        let twice = edited(&bytes, |image| {
+            let lease = image.leases[0].clone();
+            image.leases.push(lease);
+        });
+        assert_eq!(
+            fresh.restore(&twice),
+            Err(SnapshotError::Corrupt("a lease cannot be granted"))
+        );
+        let too_long = edited(&bytes, |image| image.leases[0].ttl = i64::MAX);
+        assert_eq!(
+            fresh.restore(&too_long),
+            Err(SnapshotError::Corrupt("a lease cannot be granted"))
+        );
+        assert_eq!(fresh.restore(&bytes), Ok(()));
     }
 
     #[test]

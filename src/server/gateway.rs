@@ -622,3 +622,36 @@ impl HttpBody for Chunks {
             .map(|chunk| chunk.map(|c| Ok(Frame::data(c))))
     }
 }
+
+/// For the fuzzer (feature `__fuzz`): `body` as the JSON body of the method `selector` picks,
+/// through the gateway's decoding; what encodes must render, and rendering it again after a
+/// round trip through JSON must give the same text. `body` as response bytes must render or
+/// fail, never panic.
+#[cfg(feature = "__fuzz")]
+pub(crate) fn fuzz_body(selector: u8, body: &[u8]) {
+    let schema = Schema::get();
+    let paths = schema.method_paths();
+    let Some(method) = paths
+        .get(usize::from(selector) % paths.len().max(1))
+        .and_then(|path| schema.method(path))
+    else {
+        return;
+    };
+    let _ = decode_objects(body, &method.input);
+    if let Ok(frame) = grpc_frames(body, method) {
+        let message = frame.get(5..).unwrap_or_default();
+        let text = match schema.render(&method.input, message) {
+            Ok(text) => text,
+            Err(err) => panic!("what the gateway encoded does not render: {err}"),
+        };
+        let value: serde_json::Value = match serde_json::from_str(&text) {
+            Ok(value) => value,
+            Err(err) => panic!("rendered text is not JSON: {err}: {text}"),
+        };
+        let again = schema
+            .encode(&method.input, &value)
+            .map(|bytes| schema.render(&method.input, &bytes));
+        assert_eq!(again, Ok(Ok(text)), "JSON -> wire -> JSON is not stable");
+    }
+    let _ = schema.render(&method.output, body);
+}

@@ -13,6 +13,8 @@ mod cluster;
 mod election;
 mod etcdhttp;
 mod gateway;
+#[cfg(feature = "__fuzz")]
+pub(crate) use gateway::fuzz_body as fuzz_gateway_body;
 mod hooks;
 mod kv;
 mod lease;
@@ -188,7 +190,7 @@ impl RunningHandle {
     pub(crate) fn serve_in_memory(&self, io: tokio::io::DuplexStream, ctx: Context) {
         let service = MemberService::new(ctx);
         self.runtime.spawn(async move {
-            let builder = auto::Builder::new(TokioExecutor::new());
+            let builder = connection_builder();
             let _ = builder
                 .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service))
                 .await;
@@ -370,12 +372,21 @@ async fn serve_connection(
     serve_io(stream, service).await;
 }
 
+/// Serves HTTP/1.1 and HTTP/2 with etcd's connection settings. etcd allows any number of
+/// concurrent streams on a connection (its `--max-concurrent-streams` defaults to 2^32-1); hyper's
+/// default of 200 would leave a client that opens more (watchers, keep-alives) waiting forever.
+pub(crate) fn connection_builder() -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http2().max_concurrent_streams(u32::MAX);
+    builder
+}
+
 /// HTTP/1.1 or HTTP/2, whichever the client speaks.
 async fn serve_io<I>(io: I, service: MemberService)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let builder = connection_builder();
     let _ = builder
         .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service))
         .await;

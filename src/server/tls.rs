@@ -8,8 +8,7 @@
 use std::sync::Arc;
 
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -180,7 +179,7 @@ async fn refuse_plaintext(stream: TcpStream) {
         };
         Ok::<_, std::convert::Infallible>(response)
     });
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let builder = super::connection_builder();
     let _ = builder
         .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
         .await;

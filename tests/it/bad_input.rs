@@ -155,3 +155,66 @@ async fn thousands_of_watchers_and_clients_that_vanish_mid_stream() {
     assert_eq!(event.watch_id(), 1999);
     still_serving(&etcd).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_opens_thousands_of_streams() {
+    // etcd allows any number of concurrent streams on a connection (its
+    // --max-concurrent-streams defaults to 2^32-1); a lower cap makes such a client hang.
+    const STREAMS: usize = 2000;
+    let (etcd, mut c) = connect().await;
+    let opened = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut streams = Vec::new();
+        for i in 0..STREAMS {
+            let mut s = c.watch(format!("many/{}", i % 10), None).await.unwrap();
+            assert!(s.message().await.unwrap().unwrap().created());
+            streams.push(s);
+        }
+        streams
+    })
+    .await
+    .expect("every stream opens");
+    assert_eq!(etcd.watchers().len(), STREAMS);
+    c.put("many/3", "v", None).await.unwrap();
+    for mut s in opened.into_iter().skip(3).step_by(10) {
+        let resp = s.message().await.unwrap().unwrap();
+        assert_eq!(resp.events()[0].kv().unwrap().key(), b"many/3");
+    }
+    crate::load::wait_for_no_watchers(&etcd).await;
+    still_serving(&etcd).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_disconnect_mid_stream() {
+    let (etcd, mut c) = connect().await;
+    let mut kept = c
+        .watch("mid/", Some(WatchOptions::new().with_prefix()))
+        .await
+        .unwrap();
+    assert!(kept.message().await.unwrap().unwrap().created());
+    for _ in 0..20 {
+        // A watcher with a backlog the server is still sending, and a keep-alive stream,
+        // both cut off with the connection.
+        let mut gone = client(&etcd).await;
+        let mut s = gone
+            .watch("mid/", Some(WatchOptions::new().with_prefix()))
+            .await
+            .unwrap();
+        assert!(s.message().await.unwrap().unwrap().created());
+        let lease = gone.lease_grant(60, None).await.unwrap().id();
+        let (mut keeper, _answers) = gone.lease_keep_alive(lease).await.unwrap();
+        keeper.keep_alive().await.unwrap();
+        let ops: Vec<_> = (0..100)
+            .map(|i| TxnOp::put(format!("mid/{i}"), vec![b'x'; 10_000], None))
+            .collect();
+        c.txn(Txn::new().and_then(ops)).await.unwrap();
+        drop((s, keeper, gone));
+    }
+    // The watcher that stayed got every revision, the others left nothing on the server.
+    for revision in 0..20 {
+        let resp = kept.message().await.unwrap().unwrap();
+        assert_eq!(resp.events().len(), 100, "revision {revision}");
+    }
+    drop((kept, c));
+    crate::load::wait_for_no_watchers(&etcd).await;
+    still_serving(&etcd).await;
+}

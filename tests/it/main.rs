@@ -16,6 +16,7 @@ mod http;
 mod in_memory;
 mod kv;
 mod lease;
+mod load;
 mod lock;
 mod maintenance;
 mod raw;

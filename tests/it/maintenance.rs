@@ -446,6 +446,35 @@ async fn a_snapshot_restores_keys_history_and_compaction_point() {
 }
 
 #[tokio::test]
+async fn a_lease_with_a_negative_id_survives_a_snapshot() {
+    // Found by fuzzing: etcd grants a client's negative lease ID as given, and a snapshot
+    // holding one was refused as corrupt.
+    let (etcd, mut client) = connect().await;
+    let grant = client
+        .lease_grant(60, Some(etcd_client::LeaseGrantOptions::new().with_id(-5)))
+        .await
+        .unwrap();
+    assert_eq!(grant.id(), -5);
+    let leased = etcd_client::PutOptions::new().with_lease(-5);
+    client.put("held", "v", Some(leased)).await.unwrap();
+
+    let copy = TestEtcd::builder()
+        .restore_snapshot(etcd.snapshot())
+        .start()
+        .unwrap();
+
+    let leases = copy.leases();
+    assert_eq!(leases.len(), 1);
+    assert_eq!(
+        (leases[0].id, &leases[0].keys),
+        (-5, &vec![b"held".to_vec()])
+    );
+    let mut restored = crate::client(&copy).await;
+    restored.lease_revoke(-5).await.unwrap();
+    assert_eq!(copy.get("held"), None, "the key went with its lease");
+}
+
+#[tokio::test]
 async fn restoring_anything_else_is_an_error() {
     let err = TestEtcd::builder()
         .restore_snapshot(b"not a snapshot".to_vec())

@@ -98,6 +98,14 @@ impl Schema {
         self.methods.get(path)
     }
 
+    /// Every method's gRPC path, in order, for the fuzzer to pick from.
+    #[cfg(feature = "__fuzz")]
+    pub(crate) fn method_paths(&self) -> Vec<&str> {
+        let mut paths: Vec<&str> = self.methods.keys().map(String::as_str).collect();
+        paths.sort_unstable();
+        paths
+    }
+
     fn message(&self, name: &str) -> Result<&DescriptorProto, String> {
         self.messages
             .get(name)
