@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use etcd_client::{EventType, GetOptions, PutOptions, Txn, TxnOp, WatchOptions};
+use etcd_client::{EventType, GetOptions, LeaseGrantOptions, PutOptions, Txn, TxnOp, WatchOptions};
 use serde_json::json;
 use test_etcd::TestEtcd;
 use tonic::Code;
@@ -253,6 +253,35 @@ async fn a_dump_of_client_writes_loads_back_identically() {
         hash(c.hash_kv(0).await.unwrap()),
         "the same history, hash for hash"
     );
+}
+
+#[tokio::test]
+async fn a_dump_with_negative_lease_ids_loads_back_identically() {
+    // etcd grants a client's negative lease ID as given; a revoked one stays in the history.
+    let etcd = TestEtcd::builder().manual_clock().start().unwrap();
+    let mut c = client(&etcd).await;
+    for id in [-7, -9] {
+        c.lease_grant(30, Some(LeaseGrantOptions::new().with_id(id)))
+            .await
+            .unwrap();
+    }
+    c.put("live", "1", Some(PutOptions::new().with_lease(-7)))
+        .await
+        .unwrap();
+    c.put("gone", "2", Some(PutOptions::new().with_lease(-9)))
+        .await
+        .unwrap();
+    c.lease_revoke(-9).await.unwrap();
+    let dump = etcd.dump();
+    assert_round_trip(&dump);
+    let copy = TestEtcd::builder().fixture_json(dump).start().unwrap();
+    let mut cc = client(&copy).await;
+    let old = cc
+        .get("gone", Some(GetOptions::new().with_revision(3)))
+        .await
+        .unwrap();
+    assert_eq!(old.kvs()[0].lease(), -9, "the revoked lease's ID, as written");
+    assert_eq!(copy.range("live")[0].lease, -7);
 }
 
 #[test]
