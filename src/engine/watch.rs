@@ -195,12 +195,7 @@ mod tests {
         assert_eq!(delete.r#type, EventType::Delete as i32);
         let kv = delete.kv.clone().unwrap();
         assert_eq!(
-            (
-                &kv.key[..],
-                kv.mod_revision,
-                kv.version,
-                kv.value.len()
-            ),
+            (&kv.key[..], kv.mod_revision, kv.version, kv.value.len()),
             (&b"k"[..], 3, 0, 0)
         );
         assert_eq!(

@@ -280,7 +280,11 @@ async fn a_dump_with_negative_lease_ids_loads_back_identically() {
         .get("gone", Some(GetOptions::new().with_revision(3)))
         .await
         .unwrap();
-    assert_eq!(old.kvs()[0].lease(), -9, "the revoked lease's ID, as written");
+    assert_eq!(
+        old.kvs()[0].lease(),
+        -9,
+        "the revoked lease's ID, as written"
+    );
     assert_eq!(copy.range("live")[0].lease, -7);
 }
 
