@@ -210,10 +210,13 @@ impl AuthStore {
             .iter()
             .filter_map(|role| self.roles.get(role))
             .flatten()
-            .filter(|p| match (PermType::try_from(p.perm_type), access) {
-                (Ok(PermType::Readwrite), _) => true,
-                (Ok(PermType::Read), Access::Read) | (Ok(PermType::Write), Access::Write) => true,
-                _ => false,
+            .filter(|p| {
+                matches!(
+                    (PermType::try_from(p.perm_type), access),
+                    (Ok(PermType::Readwrite), _)
+                        | (Ok(PermType::Read), Access::Read)
+                        | (Ok(PermType::Write), Access::Write)
+                )
             })
             .map(|p| (p.key.as_slice(), p.range_end.as_slice()))
             .collect();

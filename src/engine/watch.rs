@@ -99,7 +99,7 @@ fn event(store: &Store, filter: &WatchFilter, revision: i64, change: &Change) ->
     // The previous pair is the key as of the revision before, if that is still readable: never
     // for a creation, and silently absent once compacted.
     let created = kind == EventType::Put && kv.create_revision == kv.mod_revision;
-    let prev_kv = if filter.prev_kv && !created && revision - 1 >= store.compact_revision() {
+    let prev_kv = if filter.prev_kv && !created && revision > store.compact_revision() {
         store
             .get(&kv.key, revision - 1)
             .map(|prev| KeyValue::clone(prev))
