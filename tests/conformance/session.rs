@@ -275,29 +275,8 @@ impl Session {
         // etcd sends the stream's headers with its first response only, so opening the stream
         // cannot be awaited here: a task opens it and forwards what arrives. It runs whenever
         // the session blocks on its runtime.
-        self.runtime.spawn(async move {
-            let mut stream: Streaming<WatchResponse> = match client.watch(request).await {
-                Ok(r) => r.into_inner(),
-                Err(status) => {
-                    let _ = answers.send(Err(status));
-                    return;
-                }
-            };
-            loop {
-                match stream.message().await {
-                    Ok(Some(r)) => {
-                        if answers.send(Ok(r)).is_err() {
-                            return;
-                        }
-                    }
-                    Ok(None) => return,
-                    Err(status) => {
-                        let _ = answers.send(Err(status));
-                        return;
-                    }
-                }
-            }
-        });
+        self.runtime
+            .spawn(forward(async move { client.watch(request).await }, answers));
         self.watches.push((tx, received));
         Stream(self.watches.len() - 1)
     }
@@ -873,29 +852,10 @@ impl Session {
         });
         let (answers, received) = mpsc::unbounded_channel();
         let mut client = ElectionClient::new(self.channel.clone());
-        self.runtime.spawn(async move {
-            let mut stream = match client.observe(request).await {
-                Ok(r) => r.into_inner(),
-                Err(status) => {
-                    let _ = answers.send(Err(status));
-                    return;
-                }
-            };
-            loop {
-                match stream.message().await {
-                    Ok(Some(r)) => {
-                        if answers.send(Ok(r)).is_err() {
-                            return;
-                        }
-                    }
-                    Ok(None) => return,
-                    Err(status) => {
-                        let _ = answers.send(Err(status));
-                        return;
-                    }
-                }
-            }
-        });
+        self.runtime.spawn(forward(
+            async move { client.observe(request).await },
+            answers,
+        ));
         self.observers.push(received);
         Observer(self.observers.len() - 1)
     }
@@ -1044,5 +1004,34 @@ impl Session {
             }
         };
         self.record(line);
+    }
+}
+
+/// Opens a server stream and forwards what it sends (or the error that opens or ends it) to
+/// `answers`, until the stream ends or nobody listens.
+async fn forward<T>(
+    open: impl std::future::Future<Output = Result<tonic::Response<Streaming<T>>, tonic::Status>>,
+    answers: mpsc::UnboundedSender<Result<T, tonic::Status>>,
+) {
+    let mut stream = match open.await {
+        Ok(r) => r.into_inner(),
+        Err(status) => {
+            let _ = answers.send(Err(status));
+            return;
+        }
+    };
+    loop {
+        match stream.message().await {
+            Ok(Some(r)) => {
+                if answers.send(Ok(r)).is_err() {
+                    return;
+                }
+            }
+            Ok(None) => return,
+            Err(status) => {
+                let _ = answers.send(Err(status));
+                return;
+            }
+        }
     }
 }
