@@ -6,10 +6,11 @@
 
 use crate::lease::{grant_lease, revoke_lease, time_to_live};
 use crate::pb::v3electionpb::{
-    election_client::ElectionClient, CampaignRequest, LeaderKey, LeaderRequest, ProclaimRequest,
-    ResignRequest,
+    election_client::ElectionClient, CampaignRequest, CampaignResponse, LeaderKey, LeaderRequest,
+    ProclaimRequest, ResignRequest,
 };
-use crate::pb::v3lockpb::{lock_client::LockClient, LockRequest, UnlockRequest};
+use crate::pb::v3lockpb::{lock_client::LockClient, LockRequest, LockResponse, UnlockRequest};
+use crate::session::Pending;
 use crate::{b, put, range, scenario, Scenario, Session};
 
 pub fn scenarios() -> Vec<Scenario> {
@@ -40,6 +41,38 @@ fn lock(s: &mut Session, name: &str, lease: i64) -> Vec<u8> {
 
 fn unlock(s: &mut Session, key: Vec<u8>) {
     rpc!(s, LockClient<_>, unlock, UnlockRequest { key });
+}
+
+/// A Lock call that is expected to wait: sent, not awaited.
+fn start_lock(s: &mut Session, name: &str, lease: i64) -> Pending<LockResponse> {
+    start_rpc!(
+        s,
+        LockClient<_>,
+        lock,
+        LockRequest {
+            name: b(name),
+            lease,
+        }
+    )
+}
+
+/// A Campaign call that is expected to wait: sent, not awaited.
+fn start_campaign(
+    s: &mut Session,
+    name: &str,
+    lease: i64,
+    value: &str,
+) -> Pending<CampaignResponse> {
+    start_rpc!(
+        s,
+        ElectionClient<_>,
+        campaign,
+        CampaignRequest {
+            name: b(name),
+            lease,
+            value: b(value),
+        }
+    )
 }
 
 fn campaign(s: &mut Session, name: &str, lease: i64, value: &str) -> Option<LeaderKey> {
@@ -110,15 +143,7 @@ fn lock_waits(s: &mut Session) {
     grant_lease(s, 60, 701);
     grant_lease(s, 60, 702);
     let held = lock(s, "q", 701);
-    let waiter = start_rpc!(
-        s,
-        LockClient<_>,
-        lock,
-        LockRequest {
-            name: b("q"),
-            lease: 702,
-        }
-    );
+    let waiter = start_lock(s, "q", 702);
     s.wait_for_keys("q/", "q0", 2);
     s.still_waiting(&waiter);
     s.range(range("q/", "q0"));
@@ -132,15 +157,7 @@ fn lock_expired_session(s: &mut Session) {
     grant_lease(s, 60, 711);
     grant_lease(s, 60, 712);
     let held = lock(s, "x", 711);
-    let waiter = start_rpc!(
-        s,
-        LockClient<_>,
-        lock,
-        LockRequest {
-            name: b("x"),
-            lease: 712,
-        }
-    );
+    let waiter = start_lock(s, "x", 712);
     s.wait_for_keys("x/", "x0", 2);
     s.still_waiting(&waiter);
     // The waiter's key goes with its lease: once the holder lets go, its session has expired.
@@ -202,16 +219,7 @@ fn election_waits(s: &mut Session) {
     grant_lease(s, 60, 820);
     grant_lease(s, 60, 821);
     let first = campaign(s, "e", 820, "one");
-    let second = start_rpc!(
-        s,
-        ElectionClient<_>,
-        campaign,
-        CampaignRequest {
-            name: b("e"),
-            lease: 821,
-            value: b("two"),
-        }
-    );
+    let second = start_campaign(s, "e", 821, "two");
     s.wait_for_keys("e/", "e0", 2);
     s.still_waiting(&second);
     leader(s, "e");
@@ -235,16 +243,7 @@ fn observe(s: &mut Session) {
     proclaim(s, first.clone(), "one again");
     s.observed(o);
     // A candidate's put while another leads is not news.
-    let second = start_rpc!(
-        s,
-        ElectionClient<_>,
-        campaign,
-        CampaignRequest {
-            name: b("e"),
-            lease: 831,
-            value: b("two"),
-        }
-    );
+    let second = start_campaign(s, "e", 831, "two");
     s.wait_for_keys("e/", "e0", 2);
     s.observe_quiet(o);
     resign(s, first);
