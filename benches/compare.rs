@@ -221,16 +221,10 @@ async fn throughput(
             latencies[target].extend(calls);
         }
     }
-    let median_ratio = |other: usize| {
-        let mut r: Vec<f64> = rates[0]
-            .iter()
-            .zip(&rates[other])
-            .map(|(ours, theirs)| ours / theirs)
-            .collect();
-        r.sort_by(f64::total_cmp);
-        r[r.len() / 2]
-    };
-    let (vs_etcd, vs_ceiling) = (median_ratio(1), median_ratio(2));
+    let (vs_etcd, vs_ceiling) = (
+        median_ratio(&rates[0], &rates[1]),
+        median_ratio(&rates[0], &rates[2]),
+    );
     let per_target = latencies
         .into_iter()
         .map(|mut all| {
@@ -240,6 +234,13 @@ async fn throughput(
         })
         .collect();
     (per_target, vs_ceiling, vs_etcd)
+}
+
+/// The median of `ours[i] / theirs[i]`: measurements taken in turns, compared turn by turn.
+fn median_ratio(ours: &[f64], theirs: &[f64]) -> f64 {
+    let mut r: Vec<f64> = ours.iter().zip(theirs).map(|(a, b)| a / b).collect();
+    r.sort_by(f64::total_cmp);
+    r.get(r.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {
@@ -269,16 +270,11 @@ async fn big_range(endpoints: &[String], rounds: usize, keys: usize) -> (Vec<Dur
             assert_eq!(resp.kvs().len(), keys);
         }
     }
-    let ratio = |target: usize| {
-        let mut r: Vec<f64> = times[0]
-            .iter()
-            .zip(&times[target])
-            .map(|(ours, other)| ours.as_secs_f64() / other.as_secs_f64())
-            .collect();
-        r.sort_by(f64::total_cmp);
-        r[r.len() / 2]
-    };
-    let (vs_etcd, vs_ceiling) = (ratio(1), ratio(2));
+    let secs = |t: &Vec<Duration>| t.iter().map(Duration::as_secs_f64).collect::<Vec<_>>();
+    let (vs_etcd, vs_ceiling) = (
+        median_ratio(&secs(&times[0]), &secs(&times[1])),
+        median_ratio(&secs(&times[0]), &secs(&times[2])),
+    );
     let medians = times
         .into_iter()
         .map(|mut t| {

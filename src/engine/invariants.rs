@@ -291,13 +291,7 @@ impl Checker {
             assert!(state.is_ok(), "restored: revision {revision} unreadable");
             checker.history.insert(revision, state.unwrap_or_default());
         }
-        checker.granted = checker
-            .engine
-            .lease_leases()
-            .leases
-            .iter()
-            .map(|l| l.id)
-            .collect();
+        checker.granted = lease_ids(&checker.engine).collect();
         checker.apply(&Op::Restore);
         Some(checker)
     }
@@ -810,13 +804,7 @@ impl Checker {
 
     /// Revokes every lease left and checks that none left a key behind.
     pub fn finish(&mut self) {
-        let ids: Vec<i64> = self
-            .engine
-            .lease_leases()
-            .leases
-            .iter()
-            .map(|l| l.id)
-            .collect();
+        let ids: Vec<i64> = lease_ids(&self.engine).collect();
         for id in ids {
             self.apply(&Op::LeaseRevoke(LeaseRef::Raw(id)));
         }
@@ -1075,4 +1063,9 @@ mod tests {
             check_seed(seed, 150);
         }
     }
+}
+
+/// The IDs of the leases `engine` holds.
+fn lease_ids(engine: &Engine) -> impl Iterator<Item = i64> {
+    engine.lease_leases().leases.into_iter().map(|l| l.id)
 }

@@ -342,17 +342,7 @@ impl Session {
 
     /// Records the next response on `w` (or that none came within the wait).
     pub fn recv(&mut self, w: Stream) -> Option<WatchResponse> {
-        let line = match self.next_within(w, WAIT) {
-            Ok(Some(r)) => {
-                let line = format!("watch {} <- {r:?}", w.0);
-                self.record(line);
-                return Some(r);
-            }
-            Ok(None) => format!("watch {} <- nothing within {WAIT:?}", w.0),
-            Err(e) => format!("watch {} <- {e}", w.0),
-        };
-        self.record(line);
-        None
+        self.recv_within(w, WAIT)
     }
 
     /// Records whether anything arrives on `w` within a short wait (it should not).
