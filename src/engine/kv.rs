@@ -119,23 +119,29 @@ impl KvState {
     }
 
     fn execute_put(&mut self, r: &PutRequest) -> Result<PutResponse, EtcdError> {
-        let prev = self.store.get_current(&r.key).map(|kv| KeyValue::clone(kv));
-        let (value, lease) = match &prev {
+        // Only what the put needs is taken from the previous pair; the pair itself is copied
+        // only when the client asked for it back.
+        let prev = self.store.get_current(&r.key);
+        let (value, lease, prev_lease) = match prev {
             None if r.ignore_value || r.ignore_lease => return Err(EtcdError::KeyNotFound),
             Some(prev) => (
                 if r.ignore_value {
                     prev.value.clone()
                 } else {
-                    r.value.clone().into()
+                    Bytes::copy_from_slice(&r.value)
                 },
                 if r.ignore_lease { prev.lease } else { r.lease },
+                prev.lease,
             ),
-            None => (r.value.clone().into(), r.lease),
+            None => (Bytes::copy_from_slice(&r.value), r.lease, 0),
         };
-        if let Some(prev) = &prev {
-            if prev.lease != 0 && prev.lease != lease {
-                self.lessor.detach(prev.lease, &r.key);
-            }
+        let prev_kv = if r.prev_kv {
+            prev.map(|kv| KeyValue::clone(kv))
+        } else {
+            None
+        };
+        if prev_lease != 0 && prev_lease != lease {
+            self.lessor.detach(prev_lease, &r.key);
         }
         if lease != 0 {
             self.lessor.attach(lease, &r.key);
@@ -143,7 +149,7 @@ impl KvState {
         let kv = self.store.put(&r.key, value, lease);
         Ok(PutResponse {
             header: header(kv.mod_revision),
-            prev_kv: if r.prev_kv { prev } else { None },
+            prev_kv,
         })
     }
 

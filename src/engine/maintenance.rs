@@ -294,8 +294,8 @@ impl KvState {
     pub(crate) fn account_growth(&mut self, revision: i64) {
         let grown: u64 = self
             .store
-            .changes_since(revision)
-            .flat_map(|entry| &entry.changes)
+            .changes_at(revision)
+            .iter()
             .map(change_cost)
             .sum();
         self.maintenance.file_bytes = self.maintenance.file_bytes.saturating_add(grown);

@@ -298,9 +298,19 @@ impl Engine {
             }
             (result, (after != before).then_some(after))
         };
-        // Published outside the lock, so that woken watchers can take it at once.
+        // Published outside the lock, so that woken watchers can take it at once. Subscribers
+        // read the state after subscribing, so with none there is nobody to wake: the value is
+        // only kept current.
         if let Some(revision) = revision {
-            self.shared.revisions.send_replace(revision);
+            let revisions = &self.shared.revisions;
+            if revisions.receiver_count() == 0 {
+                revisions.send_if_modified(|newest| {
+                    *newest = revision;
+                    false
+                });
+            } else {
+                revisions.send_replace(revision);
+            }
         }
         result
     }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use rpds::RedBlackTreeMapSync;
+use smallvec::SmallVec;
 
 use crate::pb::mvccpb::KeyValue;
 
@@ -112,7 +113,8 @@ impl Change {
 #[derive(Debug, Clone)]
 pub(crate) struct RevisionChanges {
     pub(crate) revision: i64,
-    pub(crate) changes: Vec<Change>,
+    /// Most revisions change one key: that one is kept inline.
+    pub(crate) changes: SmallVec<[Change; 1]>,
 }
 
 /// The store: key index with full history, and the change log.
@@ -230,7 +232,7 @@ impl Store {
                     rev,
                     RevisionChanges {
                         revision: rev,
-                        changes: Vec::new(),
+                        changes: SmallVec::new(),
                     },
                 );
                 rev
@@ -246,8 +248,13 @@ impl Store {
             Some(prev) => (prev.create_revision, prev.version + 1),
             None => (rev, 1),
         };
+        // A key written before shares its name with its previous version.
+        let name = match previous.and_then(|v| v.kv.as_ref()) {
+            Some(prev) => prev.key.clone(),
+            None => Bytes::copy_from_slice(key),
+        };
         let kv = Arc::new(KeyValue {
-            key: Bytes::copy_from_slice(key),
+            key: name,
             create_revision,
             mod_revision: rev,
             version,
@@ -364,6 +371,13 @@ impl Store {
             self.log.remove_mut(&rev);
         }
         Ok(())
+    }
+
+    /// The changes made at `revision` (none if it made no revision or was compacted away).
+    pub(crate) fn changes_at(&self, revision: i64) -> &[Change] {
+        self.log
+            .get(&revision)
+            .map_or(&[], |entry| entry.changes.as_slice())
     }
 
     /// The changes made at revisions `>= from`, in revision order (history still kept only).

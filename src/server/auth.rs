@@ -1,7 +1,8 @@
 //! The Auth service, and how every service learns who is calling.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
+use tonic::metadata::AsciiMetadataKey;
 use tonic::{Request, Response, Status};
 
 use crate::engine::{Caller, EtcdError};
@@ -9,13 +10,20 @@ use crate::pb::etcdserverpb::{self as pb, auth_server::Auth};
 
 use super::Context;
 
+// Metadata names parsed once, not at every request.
+static TOKEN: LazyLock<AsciiMetadataKey> = LazyLock::new(|| AsciiMetadataKey::from_static("token"));
+static AUTHORIZATION: LazyLock<AsciiMetadataKey> =
+    LazyLock::new(|| AsciiMetadataKey::from_static("authorization"));
+static VIA_GATEWAY: LazyLock<AsciiMetadataKey> =
+    LazyLock::new(|| AsciiMetadataKey::from_static("grpcgateway-accept"));
+
 /// The token a request carries: metadata `token`, else `authorization` (where gateways put it),
 /// either with an optional `Bearer ` prefix. When both are present `token` wins, as in etcd.
 pub(crate) fn token<T>(request: &Request<T>) -> Option<String> {
     let metadata = request.metadata();
     let raw = metadata
-        .get("token")
-        .or_else(|| metadata.get("authorization"))?;
+        .get(&*TOKEN)
+        .or_else(|| metadata.get(&*AUTHORIZATION))?;
     let raw = raw.to_str().ok()?;
     Some(raw.strip_prefix("Bearer ").unwrap_or(raw).to_owned())
 }
@@ -36,7 +44,7 @@ pub(crate) struct Credentials {
 impl Credentials {
     pub(crate) fn of<T>(request: &Request<T>) -> Self {
         // etcd ignores the certificate of requests its gRPC gateway forwards.
-        let via_gateway = request.metadata().contains_key("grpcgateway-accept");
+        let via_gateway = request.metadata().contains_key(&*VIA_GATEWAY);
         let common_name = request
             .extensions()
             .get::<PeerCommonName>()

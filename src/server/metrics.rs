@@ -2,16 +2,18 @@
 //! `grpc_server_handled_total`), and the /health answer counters. The etcd gauges are read from
 //! the engine when /metrics is asked (`etcdhttp.rs`).
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::Frame;
 use tonic::body::Body;
 use tonic::{Code, Status};
+
+use super::GRPC_STATUS;
 
 /// Every method of the services whose series etcd creates up front, with its gRPC type.
 const PRE_CREATED: &[(&str, &str, &str)] = &[
@@ -96,90 +98,100 @@ const CODES: &[(Code, &str)] = &[
 
 type Method = (&'static str, &'static str, &'static str);
 
+/// The counters of one method.
 #[derive(Debug, Default)]
-struct Counts {
-    /// Per method: started, and handled per code index in `CODES`.
-    methods: BTreeMap<Method, (u64, [u64; 17])>,
-    health_success: u64,
-    health_failures: u64,
+struct MethodCounts {
+    /// Whether its series exist yet: from the start, or (lock, election) once called.
+    shown: AtomicBool,
+    started: AtomicU64,
+    /// Per code, in `CODES` order (which is the codes' numeric order).
+    handled: [AtomicU64; 17],
 }
 
-/// The server's counters, shared by all its endpoints.
+/// The server's counters, shared by all its endpoints. Atomics, not a lock: every request
+/// counts itself twice, and nothing reads the counters but /metrics.
 #[derive(Debug)]
 pub(crate) struct Metrics {
-    counts: Mutex<Counts>,
+    /// One entry per method of `PRE_CREATED`, then of `ON_FIRST_CALL`.
+    methods: Vec<MethodCounts>,
+    health_success: AtomicU64,
+    health_failures: AtomicU64,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        let methods = PRE_CREATED.iter().map(|m| (*m, (0, [0; 17]))).collect();
+        let methods = methods()
+            .enumerate()
+            .map(|(i, _)| MethodCounts {
+                shown: AtomicBool::new(i < PRE_CREATED.len()),
+                ..MethodCounts::default()
+            })
+            .collect();
         Metrics {
-            counts: Mutex::new(Counts {
-                methods,
-                ..Default::default()
-            }),
+            methods,
+            health_success: AtomicU64::new(0),
+            health_failures: AtomicU64::new(0),
         }
     }
 }
 
-fn method_of(path: &str) -> Option<Method> {
+fn methods() -> impl Iterator<Item = &'static Method> {
+    PRE_CREATED.iter().chain(ON_FIRST_CALL)
+}
+
+/// The method's index in `methods()`.
+fn method_of(path: &str) -> Option<usize> {
     let (service, method) = path.strip_prefix('/')?.split_once('/')?;
-    PRE_CREATED
-        .iter()
-        .chain(ON_FIRST_CALL)
-        .find(|(s, m, _)| *s == service && *m == method)
-        .copied()
+    methods().position(|(s, m, _)| *m == method && *s == service)
 }
 
 impl Metrics {
-    fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
-        // Counters only ever go up: a poisoned lock still holds usable numbers.
-        self.counts
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     /// Counts a call to `path` as started; the returned token counts it as handled.
     pub(crate) fn started(self: &Arc<Self>, path: &str) -> Counted {
         let method = method_of(path);
-        if let Some(method) = method {
-            self.counts()
-                .methods
-                .entry(method)
-                .or_insert((0, [0; 17]))
-                .0 += 1;
+        if let Some(counts) = method.and_then(|i| self.methods.get(i)) {
+            counts.shown.store(true, Ordering::Relaxed);
+            counts.started.fetch_add(1, Ordering::Relaxed);
         }
         Counted {
             metrics: method.map(|m| (Arc::clone(self), m)),
         }
     }
 
-    fn handled(&self, method: Method, code: Code) {
-        let index = CODES.iter().position(|(c, _)| *c == code).unwrap_or(2);
-        if let Some(entry) = self.counts().methods.get_mut(&method) {
-            entry.1[index] += 1;
+    fn handled(&self, method: usize, code: Code) {
+        // Codes outside grpc's 17 count as Unknown, as grpc-go reports them.
+        let index = match code as usize {
+            i if i < CODES.len() => i,
+            _ => Code::Unknown as usize,
+        };
+        if let Some(counts) = self.methods.get(method) {
+            counts.handled[index].fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// Counts one /health answer.
     pub(crate) fn health(&self, healthy: bool) {
-        let mut counts = self.counts();
-        if healthy {
-            counts.health_success += 1;
+        let counter = if healthy {
+            &self.health_success
         } else {
-            counts.health_failures += 1;
-        }
+            &self.health_failures
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Appends the counters in Prometheus text format.
     pub(crate) fn render(&self, out: &mut String) {
-        let counts = self.counts();
+        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         let _ = writeln!(
             out,
             "# HELP etcd_server_health_success The total number of successful health checks"
         );
         let _ = writeln!(out, "# TYPE etcd_server_health_success counter");
-        let _ = writeln!(out, "etcd_server_health_success {}", counts.health_success);
+        let _ = writeln!(
+            out,
+            "etcd_server_health_success {}",
+            read(&self.health_success)
+        );
         let _ = writeln!(
             out,
             "# HELP etcd_server_health_failures The total number of failed health checks"
@@ -188,15 +200,22 @@ impl Metrics {
         let _ = writeln!(
             out,
             "etcd_server_health_failures {}",
-            counts.health_failures
+            read(&self.health_failures)
         );
+        // Series in label order, as Prometheus clients print them.
+        let mut shown: Vec<(&Method, &MethodCounts)> = methods()
+            .zip(&self.methods)
+            .filter(|(_, counts)| counts.shown.load(Ordering::Relaxed))
+            .collect();
+        shown.sort_by_key(|(method, _)| **method);
         let _ = writeln!(out, "# HELP grpc_server_handled_total Total number of RPCs completed on the server, regardless of success or failure.");
         let _ = writeln!(out, "# TYPE grpc_server_handled_total counter");
-        for ((service, method, kind), (_, handled)) in &counts.methods {
-            for ((_, code), n) in CODES.iter().zip(handled) {
+        for ((service, method, kind), counts) in &shown {
+            for ((_, code), n) in CODES.iter().zip(&counts.handled) {
                 let _ = writeln!(
                     out,
-                    "grpc_server_handled_total{{grpc_code=\"{code}\",grpc_method=\"{method}\",grpc_service=\"{service}\",grpc_type=\"{kind}\"}} {n}"
+                    "grpc_server_handled_total{{grpc_code=\"{code}\",grpc_method=\"{method}\",grpc_service=\"{service}\",grpc_type=\"{kind}\"}} {}",
+                    read(n)
                 );
             }
         }
@@ -205,10 +224,11 @@ impl Metrics {
             "# HELP grpc_server_started_total Total number of RPCs started on the server."
         );
         let _ = writeln!(out, "# TYPE grpc_server_started_total counter");
-        for ((service, method, kind), (started, _)) in &counts.methods {
+        for ((service, method, kind), counts) in &shown {
             let _ = writeln!(
                 out,
-                "grpc_server_started_total{{grpc_method=\"{method}\",grpc_service=\"{service}\",grpc_type=\"{kind}\"}} {started}"
+                "grpc_server_started_total{{grpc_method=\"{method}\",grpc_service=\"{service}\",grpc_type=\"{kind}\"}} {}",
+                read(&counts.started)
             );
         }
     }
@@ -216,12 +236,12 @@ impl Metrics {
 
 /// A started call, to be counted as handled with the code it ends with.
 pub(crate) struct Counted {
-    metrics: Option<(Arc<Metrics>, Method)>,
+    metrics: Option<(Arc<Metrics>, usize)>,
 }
 
 fn code_in(headers: &http::HeaderMap) -> Option<Code> {
     let code = headers
-        .get("grpc-status")?
+        .get(&GRPC_STATUS)?
         .to_str()
         .ok()?
         .parse::<i32>()
@@ -252,7 +272,7 @@ impl Counted {
 /// A response body that counts its call when the trailers carrying the status pass.
 struct CountedBody {
     inner: Body,
-    pending: Option<(Arc<Metrics>, Method)>,
+    pending: Option<(Arc<Metrics>, usize)>,
 }
 
 impl http_body::Body for CountedBody {
@@ -281,5 +301,32 @@ impl http_body::Body for CountedBody {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_code_counts_under_its_own_label() {
+        // `handled` indexes `CODES` by the code's number.
+        for (number, (code, _)) in CODES.iter().enumerate() {
+            assert_eq!(*code as usize, number);
+        }
+        let metrics = Arc::new(Metrics::default());
+        metrics
+            .started("/etcdserverpb.KV/Put")
+            .finish(Status::not_found("x").into_http());
+        let mut out = String::new();
+        metrics.render(&mut out);
+        assert!(out.contains("grpc_server_handled_total{grpc_code=\"NotFound\",grpc_method=\"Put\",grpc_service=\"etcdserverpb.KV\",grpc_type=\"unary\"} 1"));
+        assert!(out.contains("grpc_server_started_total{grpc_method=\"Put\",grpc_service=\"etcdserverpb.KV\",grpc_type=\"unary\"} 1"));
+        // Lock's series appear once it is called.
+        assert!(!out.contains("v3lockpb.Lock"));
+        let _ = metrics.started("/v3lockpb.Lock/Lock");
+        out.clear();
+        metrics.render(&mut out);
+        assert!(out.contains("grpc_server_started_total{grpc_method=\"Lock\",grpc_service=\"v3lockpb.Lock\",grpc_type=\"unary\"} 1"));
     }
 }

@@ -61,6 +61,9 @@ pub(crate) use metrics::Metrics;
 pub(crate) use tls::{Tls, TlsError};
 pub(crate) use watch::DEFAULT_PROGRESS_INTERVAL;
 
+/// Where gRPC carries a call's status: in the trailers, or in the headers of an early error.
+const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
+
 /// Who answers: the member whose endpoint a request came in on. Cluster ID and raft term are
 /// read from the engine at each answer, since leader moves and removals change the term.
 #[derive(Debug, Clone)]
@@ -337,12 +340,18 @@ async fn accept(
         // `TestEtcd::end_streams` and restarts close every connection through this token.
         let (dropped, open) = service.ctx.hooks.connection();
         let transport = transport.clone();
-        tokio::spawn(async move {
+        let serving = tokio::spawn(async move {
             let _open = open;
+            serve_connection(stream, service, transport).await;
+        });
+        // A task of its own waits for the tokens, so that the connection's task, woken
+        // several times per request, polls only the connection.
+        let abort = serving.abort_handle();
+        tokio::spawn(async move {
             tokio::select! {
-                _ = serve_connection(stream, service, transport) => {}
-                _ = closed.cancelled() => {}
-                _ = dropped.cancelled() => {}
+                _ = serving => {}
+                _ = closed.cancelled() => abort.abort(),
+                _ = dropped.cancelled() => abort.abort(),
             }
         });
     }
@@ -546,57 +555,74 @@ impl MemberService {
     /// One gRPC call, from a client or from the JSON gateway: counted in the metrics, refused
     /// on a learner as etcd does, and subject to the faults and request log of `hooks`.
     fn grpc_call(&mut self, request: http::Request<Body>) -> GrpcFuture {
-        let path = request.uri().path().to_owned();
-        let counted = self.ctx.metrics.started(&path);
-        if self.ctx.engine.is_learner(self.ctx.identity.member_id) && !learner_may_call(&path) {
+        let path = request.uri().path();
+        let counted = self.ctx.metrics.started(path);
+        if self.ctx.engine.is_learner(self.ctx.identity.member_id) && !learner_may_call(path) {
             let status = tonic::Status::from(EtcdError::LearnerNotSupported);
             let response = counted.finish(status.into_http());
             return Box::pin(async move { Ok(response) });
         }
         let hooks = Arc::clone(&self.ctx.hooks);
-        let plan = hooks.plan(&path);
+        let plan = hooks.plan(path);
         if plan.refuse {
-            hooks.record_unread(&path);
+            hooks.record_unread(path);
             let status = refused(&self.ctx);
             let response = counted.finish(status.into_http());
             return Box::pin(async move { Ok(response) });
         }
-        let future: GrpcFuture = if plan.delay.is_zero() && plan.fail.is_none() && !plan.record {
+        if plan.delay.is_zero() && plan.fail.is_none() && !plan.record {
             // No fault and no log: the request goes straight to its service.
-            Box::pin(tower::Service::call(&mut self.grpc, request))
+            let future = tower::Service::call(&mut self.grpc, request);
+            Box::pin(Call::new(future, counted))
         } else {
-            Box::pin(self.faulty_call(request, plan, hooks, path))
-        };
-        let future = CatchPanic(future);
-        Box::pin(async move {
-            let response = match future.await {
-                Ok(response) => response?,
-                // A bug in one handler fails that request, never the server.
-                Err(()) => {
-                    tonic::Status::internal("test-etcd: the request handler panicked").into_http()
-                }
-            };
-            Ok(counted.finish(oversize::as_grpc_go(response)))
-        })
+            let path = path.to_owned();
+            let future = Box::pin(self.faulty_call(request, plan, hooks, path));
+            Box::pin(Call::new(future, counted))
+        }
     }
 }
 
-/// Runs a request's future, turning a panic inside it into `Err(())` for that request alone.
-struct CatchPanic<F>(F);
+/// A gRPC call in flight: counted when it ends, answered in grpc-go's words when too large,
+/// and failed alone (INTERNAL) if its handler panics.
+struct Call<F> {
+    future: F,
+    counted: Option<metrics::Counted>,
+}
 
-impl<F: Future + Unpin> Future for CatchPanic<F> {
-    type Output = Result<F::Output, ()>;
+impl<F> Call<F> {
+    fn new(future: F, counted: metrics::Counted) -> Self {
+        Call {
+            future,
+            counted: Some(counted),
+        }
+    }
+}
+
+impl<F> Future for Call<F>
+where
+    F: Future<Output = Result<http::Response<Body>, Infallible>> + Unpin,
+{
+    type Output = Result<http::Response<Body>, Infallible>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        let inner = &mut self.0;
+        let this = &mut *self;
+        let future = &mut this.future;
         // The engine's state stays consistent across a panic (writes commit or roll back
         // under its lock, and a poisoned lock is recovered), so going on is safe.
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            Pin::new(&mut *inner).poll(cx)
+        let response = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Pin::new(&mut *future).poll(cx)
         })) {
-            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
-            Ok(Poll::Pending) => Poll::Pending,
-            Err(_) => Poll::Ready(Err(())),
-        }
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(Ok(response))) => response,
+            Ok(Poll::Ready(Err(never))) => match never {},
+            Err(_) => {
+                tonic::Status::internal("test-etcd: the request handler panicked").into_http()
+            }
+        };
+        let response = oversize::as_grpc_go(response);
+        Poll::Ready(Ok(match this.counted.take() {
+            Some(counted) => counted.finish(response),
+            None => response,
+        }))
     }
 }

@@ -5,13 +5,15 @@
 use http::{HeaderValue, Response};
 use tonic::Status;
 
+use super::GRPC_STATUS;
+
 const TONIC_PREFIX: &str = "Error, decoded message length too large: found ";
 
 /// Rewrites tonic's "message too large" status into grpc-go's, leaving every other response as
 /// it is.
 pub(crate) fn as_grpc_go<B>(mut response: Response<B>) -> Response<B> {
     let headers = response.headers();
-    if headers.get("grpc-status").map(HeaderValue::as_bytes) != Some(b"11") {
+    if headers.get(&GRPC_STATUS).map(HeaderValue::as_bytes) != Some(b"11") {
         return response;
     }
     let Some(message) = headers.get("grpc-message").and_then(|m| m.to_str().ok()) else {
