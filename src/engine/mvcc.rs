@@ -90,6 +90,13 @@ struct Version {
     kv: Option<Arc<KeyValue>>,
 }
 
+/// A key as the index holds it: short keys inline in the tree node, so that a walk over the
+/// index does not chase one more pointer per key to compare it.
+type IndexKey = SmallVec<[u8; 24]>;
+
+/// A key's retained versions, oldest first. A key with one version keeps it inline.
+type Versions = SmallVec<[Version; 1]>;
+
 /// What happened to one key at one revision, in the order it happened (etcd's sub-revisions).
 #[derive(Debug, Clone)]
 pub(crate) enum Change {
@@ -129,7 +136,7 @@ pub(crate) struct Store {
     /// Reads below this revision are refused. -1 until the first compaction, as in etcd, which
     /// makes `Compact(0)` on a fresh store legal.
     compact_revision: i64,
-    index: RedBlackTreeMapSync<Vec<u8>, Vec<Version>>,
+    index: RedBlackTreeMapSync<IndexKey, Versions>,
     log: RedBlackTreeMapSync<i64, RevisionChanges>,
     /// The revision the open write txn writes at, if one is open.
     writing: Option<i64>,
@@ -267,7 +274,9 @@ impl Store {
         };
         match self.index.get_mut(key) {
             Some(versions) => versions.push(put),
-            None => self.index.insert_mut(key.to_vec(), vec![put]),
+            None => self
+                .index
+                .insert_mut(IndexKey::from_slice(key), smallvec::smallvec![put]),
         }
         self.log_change(Change::Put(Arc::clone(&kv)));
         kv
@@ -344,7 +353,7 @@ impl Store {
             return Err(EtcdError::FutureRevision);
         }
         self.compact_revision = revision;
-        let keys: Vec<Vec<u8>> = self.index.keys().cloned().collect();
+        let keys: Vec<IndexKey> = self.index.keys().cloned().collect();
         for key in keys {
             let Some(versions) = self.index.get(&key) else {
                 continue;
@@ -394,7 +403,7 @@ impl Store {
     /// Number of versions retained over all keys; for tests and inspection.
     #[cfg(test)]
     pub(crate) fn retained_versions(&self) -> usize {
-        self.index.values().map(Vec::len).sum()
+        self.index.values().map(|versions| versions.len()).sum()
     }
 }
 
@@ -420,10 +429,10 @@ impl Store {
         base: Vec<KeyValue>,
         log: Vec<RevisionChanges>,
     ) -> Store {
-        let mut index: RedBlackTreeMapSync<Vec<u8>, Vec<Version>> = RedBlackTreeMapSync::new_sync();
+        let mut index: RedBlackTreeMapSync<IndexKey, Versions> = RedBlackTreeMapSync::new_sync();
         let mut push = |key: &[u8], version: Version| match index.get_mut(key) {
             Some(versions) => versions.push(version),
-            None => index.insert_mut(key.to_vec(), vec![version]),
+            None => index.insert_mut(IndexKey::from_slice(key), smallvec::smallvec![version]),
         };
         for kv in base {
             let kv = Arc::new(kv);
