@@ -121,22 +121,22 @@ impl KvState {
     fn execute_put(&mut self, r: &PutRequest) -> Result<PutResponse, EtcdError> {
         // Only what the put needs is taken from the previous pair; the pair itself is copied
         // only when the client asked for it back.
-        let prev = self.store.get_current(&r.key);
-        let (value, lease, prev_lease) = match prev {
+        let prev = self.store.get_current(&r.key).cloned();
+        let (value, lease, prev_lease) = match &prev {
             None if r.ignore_value || r.ignore_lease => return Err(EtcdError::KeyNotFound),
             Some(prev) => (
                 if r.ignore_value {
                     prev.value.clone()
                 } else {
-                    Bytes::copy_from_slice(&r.value)
+                    self.store.keep(&r.value)
                 },
                 if r.ignore_lease { prev.lease } else { r.lease },
                 prev.lease,
             ),
-            None => (Bytes::copy_from_slice(&r.value), r.lease, 0),
+            None => (self.store.keep(&r.value), r.lease, 0),
         };
         let prev_kv = if r.prev_kv {
-            prev.map(|kv| KeyValue::clone(kv))
+            prev.map(|kv| KeyValue::clone(&kv))
         } else {
             None
         };
@@ -356,38 +356,22 @@ fn execute_range(store: &Store, r: &RangeRequest) -> Result<RangeResponse, EtcdE
         || r.max_create_revision != 0;
     let keys = KeyRange::new(&r.key, &r.range_end);
     if !filtered && target == SortTarget::Key && order != SortOrder::Descend {
-        // Key order is the store's order: one walk gathers the returned pairs (in fixed-size
-        // chunks: a list grown by doubling costs, for a large range, a chain of reallocations
-        // and freshly touched pages) and counts the rest; then the answer is sized once.
-        const CHUNK: usize = 4096;
+        // Key order is the store's order. A first walk counts (it reads only the index's
+        // leaves), so that the answer is allocated once at its size, then a second one copies
+        // what is returned: no list grown by doubling, nor any other transient list, which for a
+        // large range would add megabytes freed again at once.
         let wanted = match usize::try_from(r.limit) {
             _ if r.count_only => 0,
             Ok(limit) if limit > 0 => limit,
             _ => usize::MAX,
         };
-        let mut chunks: Vec<Vec<&Arc<KeyValue>>> = Vec::new();
-        let mut count = 0;
-        for kv in store.live(&keys, revision) {
-            if count < wanted {
-                match chunks.last_mut() {
-                    Some(chunk) if chunk.len() < chunk.capacity() => chunk.push(kv),
-                    _ => {
-                        // Small ranges stay small: chunks grow to CHUNK entries.
-                        let size = chunks.last().map_or(16, |c| (c.capacity() * 4).min(CHUNK));
-                        let mut chunk = Vec::with_capacity(size);
-                        chunk.push(kv);
-                        chunks.push(chunk);
-                    }
-                }
-            }
-            count += 1;
-        }
+        let count = store.live(&keys, revision).count();
         let returned = wanted.min(count);
         let mut kvs = Vec::with_capacity(returned);
         kvs.extend(
-            chunks
-                .iter()
-                .flatten()
+            store
+                .live(&keys, revision)
+                .take(returned)
                 .map(|kv| returned_pair(kv, r.keys_only, false)),
         );
         return Ok(RangeResponse {

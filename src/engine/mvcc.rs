@@ -7,8 +7,8 @@
 use std::ops::Bound;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use rpds::RedBlackTreeMapSync;
+use bytes::{Bytes, BytesMut};
+use imbl::OrdMap;
 use smallvec::SmallVec;
 
 use crate::pb::mvccpb::KeyValue;
@@ -124,6 +124,44 @@ pub(crate) struct RevisionChanges {
     pub(crate) changes: SmallVec<[Change; 1]>,
 }
 
+/// Where the store keeps the keys and values it is given: copied one after another into shared
+/// chunks. A range then reads them in about the order it returns them, and cloning one (to
+/// answer a read, or for a watch event) counts a reference on its chunk, whose counter stays in
+/// cache, rather than on a counter of its own per key and per value. A chunk is freed once
+/// nothing in it is referenced.
+#[derive(Debug, Default)]
+struct Arena {
+    chunk: BytesMut,
+}
+
+/// The size of an arena chunk.
+const ARENA_CHUNK: usize = 16 * 1024;
+/// Bigger keys and values get an allocation of their own, so that a chunk holds many.
+const ARENA_MAX_PIECE: usize = 1024;
+
+impl Arena {
+    fn keep(&mut self, bytes: &[u8]) -> Bytes {
+        if bytes.is_empty() {
+            return Bytes::new();
+        }
+        if bytes.len() > ARENA_MAX_PIECE {
+            return Bytes::copy_from_slice(bytes);
+        }
+        if self.chunk.capacity() < bytes.len() {
+            self.chunk = BytesMut::with_capacity(ARENA_CHUNK);
+        }
+        self.chunk.extend_from_slice(bytes);
+        self.chunk.split().freeze()
+    }
+}
+
+impl Clone for Arena {
+    /// A fork writes into chunks of its own (what is stored is shared either way).
+    fn clone(&self) -> Self {
+        Arena::default()
+    }
+}
+
 /// The store: key index with full history, and the change log.
 ///
 /// Both live in persistent maps, so that cloning a store (a fork of a server) costs the same for
@@ -136,10 +174,11 @@ pub(crate) struct Store {
     /// Reads below this revision are refused. -1 until the first compaction, as in etcd, which
     /// makes `Compact(0)` on a fresh store legal.
     compact_revision: i64,
-    index: RedBlackTreeMapSync<IndexKey, Versions>,
-    log: RedBlackTreeMapSync<i64, RevisionChanges>,
+    index: OrdMap<IndexKey, Versions>,
+    log: OrdMap<i64, RevisionChanges>,
     /// The revision the open write txn writes at, if one is open.
     writing: Option<i64>,
+    arena: Arena,
 }
 
 impl Default for Store {
@@ -147,9 +186,10 @@ impl Default for Store {
         Store {
             revision: 1,
             compact_revision: -1,
-            index: RedBlackTreeMapSync::new_sync(),
-            log: RedBlackTreeMapSync::new_sync(),
+            index: OrdMap::new(),
+            log: OrdMap::new(),
             writing: None,
+            arena: Arena::default(),
         }
     }
 }
@@ -211,7 +251,7 @@ impl Store {
         range
             .bounds()
             .into_iter()
-            .flat_map(move |bounds| self.index.range::<[u8], _>(bounds))
+            .flat_map(move |bounds| self.index.range::<_, [u8]>(bounds))
             .filter_map(move |(_, versions)| live_at(versions, revision))
     }
 
@@ -235,7 +275,7 @@ impl Store {
                 let rev = self.revision + 1;
                 self.writing = Some(rev);
                 self.revision = rev;
-                self.log.insert_mut(
+                self.log.insert(
                     rev,
                     RevisionChanges {
                         revision: rev,
@@ -245,6 +285,11 @@ impl Store {
                 rev
             }
         }
+    }
+
+    /// A copy of `bytes` (a value about to be put) kept with the store's other keys and values.
+    pub(crate) fn keep(&mut self, bytes: &[u8]) -> Bytes {
+        self.arena.keep(bytes)
     }
 
     /// Puts `value` under `key` with `lease`, at the revision of the open write.
@@ -258,7 +303,7 @@ impl Store {
         // A key written before shares its name with its previous version.
         let name = match previous.and_then(|v| v.kv.as_ref()) {
             Some(prev) => prev.key.clone(),
-            None => Bytes::copy_from_slice(key),
+            None => self.arena.keep(key),
         };
         let kv = Arc::new(KeyValue {
             key: name,
@@ -274,9 +319,10 @@ impl Store {
         };
         match self.index.get_mut(key) {
             Some(versions) => versions.push(put),
-            None => self
-                .index
-                .insert_mut(IndexKey::from_slice(key), smallvec::smallvec![put]),
+            None => {
+                self.index
+                    .insert(IndexKey::from_slice(key), smallvec::smallvec![put]);
+            }
         }
         self.log_change(Change::Put(Arc::clone(&kv)));
         kv
@@ -325,7 +371,7 @@ impl Store {
             return;
         };
         if let Some(undone) = self.log.get(&rev).cloned() {
-            self.log.remove_mut(&rev);
+            self.log.remove(&rev);
             for change in &undone.changes {
                 let key = change.key();
                 let now_empty = match self.index.get_mut(key) {
@@ -336,7 +382,7 @@ impl Store {
                     None => false,
                 };
                 if now_empty {
-                    self.index.remove_mut(key);
+                    self.index.remove(key);
                 }
             }
         }
@@ -367,7 +413,7 @@ impl Store {
                 _ => newer,
             };
             if keep_from == versions.len() {
-                self.index.remove_mut(&key);
+                self.index.remove(&key);
             } else if keep_from > 0 {
                 if let Some(versions) = self.index.get_mut(&key) {
                     versions.drain(..keep_from);
@@ -377,7 +423,7 @@ impl Store {
         }
         let old: Vec<i64> = self.log.range(..revision).map(|(rev, _)| *rev).collect();
         for rev in old {
-            self.log.remove_mut(&rev);
+            self.log.remove(&rev);
         }
         Ok(())
     }
@@ -397,7 +443,7 @@ impl Store {
     /// Number of keys with any retained version (live or tombstoned); for tests and inspection.
     #[cfg(test)]
     pub(crate) fn indexed_keys(&self) -> usize {
-        self.index.size()
+        self.index.len()
     }
 
     /// Number of versions retained over all keys; for tests and inspection.
@@ -429,10 +475,12 @@ impl Store {
         base: Vec<KeyValue>,
         log: Vec<RevisionChanges>,
     ) -> Store {
-        let mut index: RedBlackTreeMapSync<IndexKey, Versions> = RedBlackTreeMapSync::new_sync();
+        let mut index: OrdMap<IndexKey, Versions> = OrdMap::new();
         let mut push = |key: &[u8], version: Version| match index.get_mut(key) {
             Some(versions) => versions.push(version),
-            None => index.insert_mut(IndexKey::from_slice(key), smallvec::smallvec![version]),
+            None => {
+                index.insert(IndexKey::from_slice(key), smallvec::smallvec![version]);
+            }
         };
         for kv in base {
             let kv = Arc::new(kv);
@@ -444,7 +492,7 @@ impl Store {
                 },
             );
         }
-        let mut changes = RedBlackTreeMapSync::new_sync();
+        let mut changes = OrdMap::new();
         for entry in log {
             for change in &entry.changes {
                 let kv = match change {
@@ -459,7 +507,7 @@ impl Store {
                     },
                 );
             }
-            changes.insert_mut(entry.revision, entry);
+            changes.insert(entry.revision, entry);
         }
         Store {
             revision,
@@ -467,6 +515,7 @@ impl Store {
             index,
             log: changes,
             writing: None,
+            arena: Arena::default(),
         }
     }
 }
@@ -480,6 +529,27 @@ fn live_at(versions: &[Version], revision: i64) -> Option<&Arc<KeyValue>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kept_keys_and_values_read_back_whatever_their_size() {
+        let mut store = Store::default();
+        let big = vec![7u8; ARENA_MAX_PIECE + 1];
+        // Enough pieces to fill several chunks.
+        let pieces: Vec<Vec<u8>> = (0..ARENA_CHUNK / 20)
+            .map(|i| format!("value {i}").repeat(i % 13).into_bytes())
+            .chain([Vec::new(), big])
+            .collect();
+        let kept: Vec<Bytes> = pieces.iter().map(|p| store.keep(p)).collect();
+        for (piece, kept) in pieces.iter().zip(&kept) {
+            assert_eq!(&kept[..], &piece[..]);
+        }
+        // A fork stores into chunks of its own; what both already hold stays as it was.
+        let mut fork = store.clone();
+        let a = store.keep(b"after");
+        let b = fork.keep(b"forked");
+        assert_eq!((&a[..], &b[..]), (&b"after"[..], &b"forked"[..]));
+        assert_eq!(&kept[1][..], &pieces[1][..]);
+    }
 
     fn put(store: &mut Store, key: &str, value: &str) -> i64 {
         store.put(key.as_bytes(), value.to_owned().into(), 0);
