@@ -522,6 +522,10 @@ impl Store {
 
 /// The live pair in `versions` as of `revision`, if the newest version at or before it is a put.
 fn live_at(versions: &[Version], revision: i64) -> Option<&Arc<KeyValue>> {
+    // Most reads are of the newest version: no search through a long history for those.
+    if let Some(newest) = versions.last().filter(|v| v.revision <= revision) {
+        return newest.kv.as_ref();
+    }
     let at = versions.partition_point(|v| v.revision <= revision);
     at.checked_sub(1).and_then(|i| versions[i].kv.as_ref())
 }
