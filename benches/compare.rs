@@ -197,8 +197,8 @@ async fn slice(clients: &[Client], op: Op, length: Duration) -> Vec<Duration> {
 }
 
 /// One throughput cell, interleaved: `clients` connections per target, connected first; then
-/// the targets take turns for `SLICES` slices of `cell / SLICES` each, so that a noisy moment
-/// of the machine falls on every target alike. Per target: ops/s and p50/p99 latency over
+/// the targets take turns for `SLICES` slices of `cell / SLICES` each, in a rotating order, so
+/// that a noisy moment of the machine falls on every target alike. Per target: ops/s and p50/p99 latency over
 /// all its slices; and the medians of the per-slice rate ratios ours/ceiling and ours/etcd
 /// (targets in the order ours, etcd, ceiling).
 async fn throughput(
@@ -218,9 +218,11 @@ async fn throughput(
     let length = cell / SLICES as u32;
     let mut latencies: Vec<Vec<Duration>> = vec![Vec::new(); endpoints.len()];
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); endpoints.len()];
-    for _ in 0..SLICES {
-        for (target, list) in connected.iter().enumerate() {
-            let calls = slice(list, op, length).await;
+    for turn in 0..SLICES {
+        // Each slice starts with the next target, so that what one target leaves running
+        // after its slice (etcd's background work) falls on every other target alike.
+        for target in (0..connected.len()).map(|t| (t + turn) % connected.len()) {
+            let calls = slice(&connected[target], op, length).await;
             rates[target].push(calls.len() as f64 / length.as_secs_f64());
             latencies[target].extend(calls);
         }
@@ -263,8 +265,11 @@ async fn big_range(endpoints: &[String], rounds: usize, keys: usize) -> (Vec<Dur
         clients.push(Client::connect([e.as_str()], None).await.expect("connect"));
     }
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); clients.len()];
-    for _ in 0..rounds {
-        for (c, t) in clients.iter_mut().zip(&mut times) {
+    for round in 0..rounds {
+        // Each round starts with the next target, as the throughput slices do.
+        let n = clients.len();
+        for target in (0..n).map(|t| (t + round) % n) {
+            let (c, t) = (&mut clients[target], &mut times[target]);
             let start = Instant::now();
             let resp = c
                 .get("big/", Some(GetOptions::new().with_prefix()))
