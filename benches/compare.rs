@@ -567,9 +567,9 @@ mod ceiling {
     use super::*;
     use crate::pb::etcdserverpb::{
         kv_server::{Kv, KvServer},
-        CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
-        PutResponse, RangeRequest, RangeResponse, RangeStreamResponse, ResponseHeader, TxnRequest,
-        TxnResponse,
+        request_op, response_op, CompactionRequest, CompactionResponse, DeleteRangeRequest,
+        DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
+        RangeStreamResponse, ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
     };
     use crate::pb::mvccpb::KeyValue;
     use tonic::{Request, Response, Status};
@@ -616,11 +616,34 @@ mod ceiling {
                 ..Default::default()
             }))
         }
-        async fn txn(&self, _: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
+        async fn txn(&self, r: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
+            // The same answer shape as a real store: one response per op of the branch.
+            let responses = r
+                .get_ref()
+                .success
+                .iter()
+                .map(|op| ResponseOp {
+                    response: Some(match op.request {
+                        Some(request_op::Request::RequestRange(_)) => {
+                            response_op::Response::ResponseRange(self.one.clone())
+                        }
+                        Some(request_op::Request::RequestDeleteRange(_)) => {
+                            response_op::Response::ResponseDeleteRange(DeleteRangeResponse {
+                                header: header(),
+                                ..Default::default()
+                            })
+                        }
+                        _ => response_op::Response::ResponsePut(PutResponse {
+                            header: header(),
+                            prev_kv: None,
+                        }),
+                    }),
+                })
+                .collect();
             Ok(Response::new(TxnResponse {
                 header: header(),
                 succeeded: true,
-                responses: Vec::new(),
+                responses,
             }))
         }
         async fn compact(
