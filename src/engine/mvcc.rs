@@ -178,6 +178,8 @@ pub(crate) struct Store {
     log: OrdMap<i64, RevisionChanges>,
     /// The revision the open write txn writes at, if one is open.
     writing: Option<i64>,
+    /// The open write's changes, in order; they join the log when it commits.
+    pending: SmallVec<[Change; 1]>,
     arena: Arena,
 }
 
@@ -189,6 +191,7 @@ impl Default for Store {
             index: OrdMap::new(),
             log: OrdMap::new(),
             writing: None,
+            pending: SmallVec::new(),
             arena: Arena::default(),
         }
     }
@@ -275,13 +278,6 @@ impl Store {
                 let rev = self.revision + 1;
                 self.writing = Some(rev);
                 self.revision = rev;
-                self.log.insert(
-                    rev,
-                    RevisionChanges {
-                        revision: rev,
-                        changes: SmallVec::new(),
-                    },
-                );
                 rev
             }
         }
@@ -295,35 +291,46 @@ impl Store {
     /// Puts `value` under `key` with `lease`, at the revision of the open write.
     pub(crate) fn put(&mut self, key: &[u8], value: Bytes, lease: i64) -> Arc<KeyValue> {
         let rev = self.begin_write();
-        let previous = self.index.get(key).and_then(|versions| versions.last());
-        let (create_revision, version) = match previous.and_then(|v| v.kv.as_ref()) {
-            Some(prev) => (prev.create_revision, prev.version + 1),
-            None => (rev, 1),
-        };
-        // A key written before shares its name with its previous version.
-        let name = match previous.and_then(|v| v.kv.as_ref()) {
-            Some(prev) => prev.key.clone(),
-            None => self.arena.keep(key),
-        };
-        let kv = Arc::new(KeyValue {
-            key: name,
-            create_revision,
-            mod_revision: rev,
-            version,
-            value,
-            lease,
-        });
-        let put = Version {
-            revision: rev,
-            kv: Some(Arc::clone(&kv)),
-        };
-        match self.index.get_mut(key) {
-            Some(versions) => versions.push(put),
+        let kv = match self.index.get_mut(key) {
+            Some(versions) => {
+                // A key written before shares its name with its previous version.
+                let (name, create_revision, version) =
+                    match versions.last().and_then(|v| v.kv.as_ref()) {
+                        Some(prev) => (prev.key.clone(), prev.create_revision, prev.version + 1),
+                        None => (self.arena.keep(key), rev, 1),
+                    };
+                let kv = Arc::new(KeyValue {
+                    key: name,
+                    create_revision,
+                    mod_revision: rev,
+                    version,
+                    value,
+                    lease,
+                });
+                versions.push(Version {
+                    revision: rev,
+                    kv: Some(Arc::clone(&kv)),
+                });
+                kv
+            }
             None => {
+                let kv = Arc::new(KeyValue {
+                    key: self.arena.keep(key),
+                    create_revision: rev,
+                    mod_revision: rev,
+                    version: 1,
+                    value,
+                    lease,
+                });
+                let put = Version {
+                    revision: rev,
+                    kv: Some(Arc::clone(&kv)),
+                };
                 self.index
                     .insert(IndexKey::from_slice(key), smallvec::smallvec![put]);
+                kv
             }
-        }
+        };
         self.log_change(Change::Put(Arc::clone(&kv)));
         kv
     }
@@ -352,17 +359,19 @@ impl Store {
     }
 
     fn log_change(&mut self, change: Change) {
-        let Some(rev) = self.writing else {
-            return;
-        };
-        if let Some(last) = self.log.get_mut(&rev) {
-            last.changes.push(change);
+        if self.writing.is_some() {
+            self.pending.push(change);
         }
     }
 
     /// Closes the open write, if any, keeping its changes. Returns the revision it made.
     pub(crate) fn commit(&mut self) -> Option<i64> {
-        self.writing.take()
+        let revision = self.writing.take()?;
+        // One insert per revision, at its end: the log only ever sees whole revisions.
+        let changes = std::mem::take(&mut self.pending);
+        self.log
+            .insert(revision, RevisionChanges { revision, changes });
+        Some(revision)
     }
 
     /// Undoes every change of the open write, as if it had never begun.
@@ -370,20 +379,17 @@ impl Store {
         let Some(rev) = self.writing.take() else {
             return;
         };
-        if let Some(undone) = self.log.get(&rev).cloned() {
-            self.log.remove(&rev);
-            for change in &undone.changes {
-                let key = change.key();
-                let now_empty = match self.index.get_mut(key) {
-                    Some(versions) => {
-                        versions.retain(|v| v.revision != rev);
-                        versions.is_empty()
-                    }
-                    None => false,
-                };
-                if now_empty {
-                    self.index.remove(key);
+        for change in std::mem::take(&mut self.pending) {
+            let key = change.key();
+            let now_empty = match self.index.get_mut(key) {
+                Some(versions) => {
+                    versions.retain(|v| v.revision != rev);
+                    versions.is_empty()
                 }
+                None => false,
+            };
+            if now_empty {
+                self.index.remove(key);
             }
         }
         self.revision = rev - 1;
@@ -430,9 +436,12 @@ impl Store {
 
     /// The changes made at `revision` (none if it made no revision or was compacted away).
     pub(crate) fn changes_at(&self, revision: i64) -> &[Change] {
-        self.log
-            .get(&revision)
-            .map_or(&[], |entry| entry.changes.as_slice())
+        // Most callers ask for the newest revision: the log's last entry, found without a search.
+        let entry = match self.log.get_max() {
+            Some((newest, entry)) if *newest == revision => Some(entry),
+            _ => self.log.get(&revision),
+        };
+        entry.map_or(&[], |entry| entry.changes.as_slice())
     }
 
     /// The changes made at revisions `>= from`, in revision order (history still kept only).
@@ -515,6 +524,7 @@ impl Store {
             index,
             log: changes,
             writing: None,
+            pending: SmallVec::new(),
             arena: Arena::default(),
         }
     }
@@ -709,8 +719,14 @@ mod tests {
         store.put(b"b", Bytes::from_static(b"1"), 0);
         store.delete_range(&KeyRange::new(b"a", b""));
         assert_eq!(store.revision(), 3);
+        assert!(
+            store.changes_since(3).next().is_none(),
+            "the log holds whole revisions only"
+        );
+        let mut committed = store.clone();
+        assert_eq!(committed.commit(), Some(3));
         assert_eq!(
-            store.changes_since(3).next().map(|c| c.changes.len()),
+            committed.changes_since(3).next().map(|c| c.changes.len()),
             Some(3)
         );
         store.rollback();
