@@ -156,12 +156,17 @@ enum Op {
     Txn,
 }
 
-/// How many slices a throughput cell is cut into; the targets take turns slice by slice.
-const SLICES: usize = 8;
+/// How many slices a throughput cell is cut into; the targets take turns slice by slice. Many
+/// short slices put each target's turns close in time, so that the median of the per-slice
+/// ratios is steady from run to run (8 slices of half a second let one-client ratios swing by
+/// 10%).
+const SLICES: usize = 32;
 
-/// One slice: `op` on every client at once for `length`; the latency of every call.
-async fn slice(clients: &[Client], op: Op, length: Duration) -> Vec<Duration> {
-    let stop = Instant::now() + length;
+/// One slice: `op` on every client at once for `length`; the latency of every call, and how
+/// long the slice really took (the last calls end after `length`).
+async fn slice(clients: &[Client], op: Op, length: Duration) -> (Vec<Duration>, Duration) {
+    let started = Instant::now();
+    let stop = started + length;
     let mut tasks = Vec::new();
     for (n, c) in clients.iter().enumerate() {
         let mut c = c.clone();
@@ -193,20 +198,24 @@ async fn slice(clients: &[Client], op: Op, length: Duration) -> Vec<Duration> {
     for t in tasks {
         all.extend(t.await.expect("client task"));
     }
-    all
+    (all, started.elapsed())
 }
 
 /// One throughput cell, interleaved: `clients` connections per target, connected first; then
-/// the targets take turns for `SLICES` slices of `cell / SLICES` each, in a rotating order, so
-/// that a noisy moment of the machine falls on every target alike. Per target: ops/s and p50/p99 latency over
-/// all its slices; and the medians of the per-slice rate ratios ours/ceiling and ours/etcd
-/// (targets in the order ours, etcd, ceiling).
+/// the targets take turns for `SLICES` slices of `cell / SLICES` each. In each turn ours and the
+/// ceiling run back to back (which goes first alternates, as the slice after another one runs
+/// on a busier machine), then etcd, and then the harness waits until etcd's process is quiet
+/// (see `settle`): etcd keeps working for a while after a burst (its Go runtime's collector,
+/// raft housekeeping), and that work would otherwise fall on whichever target came next.
+/// Per target (in the order ours, etcd, ceiling): ops/s over all its slices (calls over the
+/// time its slices took) and p50/p99 latency over all its calls.
 async fn throughput(
     endpoints: &[String],
+    etcd_pid: u32,
     op: Op,
     clients: usize,
     cell: Duration,
-) -> (Vec<(f64, Duration, Duration)>, f64, f64) {
+) -> Vec<(f64, Duration, Duration)> {
     let mut connected = Vec::new();
     for e in endpoints {
         let mut list = Vec::new();
@@ -217,29 +226,50 @@ async fn throughput(
     }
     let length = cell / SLICES as u32;
     let mut latencies: Vec<Vec<Duration>> = vec![Vec::new(); endpoints.len()];
-    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); endpoints.len()];
+    let mut busy = vec![Duration::ZERO; endpoints.len()];
     for turn in 0..SLICES {
-        // Each slice starts with the next target, so that what one target leaves running
-        // after its slice (etcd's background work) falls on every other target alike.
-        for target in (0..connected.len()).map(|t| (t + turn) % connected.len()) {
-            let calls = slice(&connected[target], op, length).await;
-            rates[target].push(calls.len() as f64 / length.as_secs_f64());
+        let order = if turn % 2 == 0 { [0, 2, 1] } else { [2, 0, 1] };
+        for target in order {
+            let (calls, took) = slice(&connected[target], op, length).await;
+            busy[target] += took;
             latencies[target].extend(calls);
         }
+        settle(etcd_pid).await;
     }
-    let (vs_etcd, vs_ceiling) = (
-        median_ratio(&rates[0], &rates[1]),
-        median_ratio(&rates[0], &rates[2]),
-    );
-    let per_target = latencies
+    latencies
         .into_iter()
-        .map(|mut all| {
+        .zip(busy)
+        .map(|(mut all, took)| {
             all.sort();
-            let rate = all.len() as f64 / (length.as_secs_f64() * SLICES as f64);
+            let rate = all.len() as f64 / took.as_secs_f64();
             (rate, pct(&all, 0.5), pct(&all, 0.99))
         })
-        .collect();
-    (per_target, vs_ceiling, vs_etcd)
+        .collect()
+}
+
+/// CPU time used so far by every thread of process `pid` (from the scheduler's own
+/// accounting, in nanoseconds); 0 if it cannot be read.
+fn cpu_time(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Waits (at most a second) until process `pid` uses under 5% of a core over 20 ms.
+async fn settle(pid: u32) {
+    let window = Duration::from_millis(20);
+    for _ in 0..50 {
+        let before = cpu_time(pid);
+        tokio::time::sleep(window).await;
+        if cpu_time(pid).saturating_sub(before) < window.as_nanos() as u64 / 20 {
+            return;
+        }
+    }
 }
 
 /// The median of `ours[i] / theirs[i]`: measurements taken in turns, compared turn by turn.
@@ -496,18 +526,25 @@ async fn run(sizes: Sizes) -> String {
     );
     let ours = TestEtcd::start();
     let ceiling = ceiling::start(sizes.range_keys);
+    let etcd_pid = match &etcd {
+        Target::Etcd { child, .. } => child.id(),
+        _ => 0,
+    };
     let targets = [Target::Ours(ours), etcd, ceiling];
     let endpoints: Vec<String> = targets.iter().map(Target::endpoint).collect();
 
     // Throughput and latency, the three targets taking turns slice by slice in each cell.
     for op in [Op::Put, Op::Range, Op::RangeSerializable, Op::Txn] {
         for &clients in sizes.concurrency {
-            let (cells, vs_ceiling, vs_etcd) =
-                throughput(&endpoints, op, clients, sizes.cell).await;
+            let cells = throughput(&endpoints, etcd_pid, op, clients, sizes.cell).await;
             let _ = writeln!(
                 out,
-                "| {op:?} x{clients} ops/s (ratios: median per slice) | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} |",
-                cells[0].0, cells[1].0, cells[2].0, vs_ceiling, vs_etcd
+                "| {op:?} x{clients} ops/s | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} |",
+                cells[0].0,
+                cells[1].0,
+                cells[2].0,
+                cells[0].0 / cells[2].0,
+                cells[0].0 / cells[1].0
             );
             let name = format!("{op:?} x{clients} p50/p99");
             let _ = writeln!(
