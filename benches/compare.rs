@@ -157,9 +157,8 @@ enum Op {
 }
 
 /// How many slices a throughput cell is cut into; the targets take turns slice by slice. Many
-/// short slices put each target's turns close in time, so that the median of the per-slice
-/// ratios is steady from run to run (8 slices of half a second let one-client ratios swing by
-/// 10%).
+/// short slices put each target's turns close in time, so that the pooled rates are steady from
+/// run to run (8 slices of half a second let one-client ratios swing by 10%).
 const SLICES: usize = 32;
 
 /// One slice: `op` on every client at once for `length`; the latency of every call, and how

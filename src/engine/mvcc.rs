@@ -291,46 +291,33 @@ impl Store {
     /// Puts `value` under `key` with `lease`, at the revision of the open write.
     pub(crate) fn put(&mut self, key: &[u8], value: Bytes, lease: i64) -> Arc<KeyValue> {
         let rev = self.begin_write();
-        let kv = match self.index.get_mut(key) {
-            Some(versions) => {
-                // A key written before shares its name with its previous version.
-                let (name, create_revision, version) =
-                    match versions.last().and_then(|v| v.kv.as_ref()) {
-                        Some(prev) => (prev.key.clone(), prev.create_revision, prev.version + 1),
-                        None => (self.arena.keep(key), rev, 1),
-                    };
-                let kv = Arc::new(KeyValue {
-                    key: name,
-                    create_revision,
-                    mod_revision: rev,
-                    version,
-                    value,
-                    lease,
-                });
-                versions.push(Version {
-                    revision: rev,
-                    kv: Some(Arc::clone(&kv)),
-                });
-                kv
-            }
+        // One lookup serves both reading the previous version and appending the new one.
+        let versions = self.index.get_mut(key);
+        // A key written before shares its name with its previous version.
+        let (name, create_revision, version) =
+            match versions.as_deref().and_then(|v| v.last()?.kv.as_ref()) {
+                Some(prev) => (prev.key.clone(), prev.create_revision, prev.version + 1),
+                None => (self.arena.keep(key), rev, 1),
+            };
+        let kv = Arc::new(KeyValue {
+            key: name,
+            create_revision,
+            mod_revision: rev,
+            version,
+            value,
+            lease,
+        });
+        let put = Version {
+            revision: rev,
+            kv: Some(Arc::clone(&kv)),
+        };
+        match versions {
+            Some(versions) => versions.push(put),
             None => {
-                let kv = Arc::new(KeyValue {
-                    key: self.arena.keep(key),
-                    create_revision: rev,
-                    mod_revision: rev,
-                    version: 1,
-                    value,
-                    lease,
-                });
-                let put = Version {
-                    revision: rev,
-                    kv: Some(Arc::clone(&kv)),
-                };
                 self.index
                     .insert(IndexKey::from_slice(key), smallvec::smallvec![put]);
-                kv
             }
-        };
+        }
         self.log_change(Change::Put(Arc::clone(&kv)));
         kv
     }
