@@ -8,7 +8,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use imbl::OrdMap;
+use imbl::{OrdMap, Vector};
 use smallvec::SmallVec;
 
 use crate::pb::mvccpb::KeyValue;
@@ -164,8 +164,8 @@ impl Clone for Arena {
 
 /// The store: key index with full history, and the change log.
 ///
-/// Both live in persistent maps, so that cloning a store (a fork of a server) costs the same for
-/// a hundred thousand keys as for none: the clones share every node until one of them writes,
+/// Both are persistent, so that cloning a store (a fork of a server) costs the same for a
+/// hundred thousand keys as for none: the clones share every node until one of them writes,
 /// and a write copies only the path to what it changes.
 #[derive(Debug, Clone)]
 pub(crate) struct Store {
@@ -175,7 +175,10 @@ pub(crate) struct Store {
     /// makes `Compact(0)` on a fresh store legal.
     compact_revision: i64,
     index: OrdMap<IndexKey, Versions>,
-    log: OrdMap<i64, RevisionChanges>,
+    /// One entry per revision that changed something, in revision order. Revisions only grow,
+    /// so a commit appends (cheaper than a map insert on every write) and compaction drops a
+    /// prefix.
+    log: Vector<RevisionChanges>,
     /// The revision the open write txn writes at, if one is open.
     writing: Option<i64>,
     /// The open write's changes, in order; they join the log when it commits.
@@ -189,7 +192,7 @@ impl Default for Store {
             revision: 1,
             compact_revision: -1,
             index: OrdMap::new(),
-            log: OrdMap::new(),
+            log: Vector::new(),
             writing: None,
             pending: SmallVec::new(),
             arena: Arena::default(),
@@ -356,8 +359,7 @@ impl Store {
         let revision = self.writing.take()?;
         // One insert per revision, at its end: the log only ever sees whole revisions.
         let changes = std::mem::take(&mut self.pending);
-        self.log
-            .insert(revision, RevisionChanges { revision, changes });
+        self.log.push_back(RevisionChanges { revision, changes });
         Some(revision)
     }
 
@@ -414,26 +416,40 @@ impl Store {
                 }
             }
         }
-        let old: Vec<i64> = self.log.range(..revision).map(|(rev, _)| *rev).collect();
-        for rev in old {
-            self.log.remove(&rev);
-        }
+        self.log = self.log.skip(self.log_position(revision));
         Ok(())
     }
 
     /// The changes made at `revision` (none if it made no revision or was compacted away).
     pub(crate) fn changes_at(&self, revision: i64) -> &[Change] {
         // Most callers ask for the newest revision: the log's last entry, found without a search.
-        let entry = match self.log.get_max() {
-            Some((newest, entry)) if *newest == revision => Some(entry),
-            _ => self.log.get(&revision),
+        let entry = match self.log.last() {
+            Some(newest) if newest.revision == revision => Some(newest),
+            _ => self
+                .log
+                .binary_search_by_key(&revision, |entry| entry.revision)
+                .ok()
+                .and_then(|at| self.log.get(at)),
         };
         entry.map_or(&[], |entry| entry.changes.as_slice())
     }
 
     /// The changes made at revisions `>= from`, in revision order (history still kept only).
     pub(crate) fn changes_since(&self, from: i64) -> impl Iterator<Item = &RevisionChanges> {
-        self.log.range(from..).map(|(_, changes)| changes)
+        self.log
+            .focus()
+            .narrow(self.log_position(from)..)
+            .into_iter()
+    }
+
+    /// Where in the log the first revision `>= revision` is (the log's length if none is).
+    fn log_position(&self, revision: i64) -> usize {
+        match self
+            .log
+            .binary_search_by_key(&revision, |entry| entry.revision)
+        {
+            Ok(at) | Err(at) => at,
+        }
     }
 
     /// Number of keys with any retained version (live or tombstoned); for tests and inspection.
@@ -488,7 +504,7 @@ impl Store {
                 },
             );
         }
-        let mut changes = OrdMap::new();
+        let mut changes = Vector::new();
         for entry in log {
             for change in &entry.changes {
                 let kv = match change {
@@ -503,7 +519,7 @@ impl Store {
                     },
                 );
             }
-            changes.insert(entry.revision, entry);
+            changes.push_back(entry);
         }
         Store {
             revision,
