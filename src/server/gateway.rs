@@ -126,7 +126,7 @@ pub(crate) fn serves(path: &str) -> bool {
 }
 
 /// Answers one gateway request by calling the gRPC services of `member`.
-pub(crate) async fn respond<B>(mut member: MemberService, request: Request<B>) -> Response<Body>
+pub(crate) async fn respond<B>(member: MemberService, request: Request<B>) -> Response<Body>
 where
     B: HttpBody<Data = Bytes> + Send + 'static,
 {

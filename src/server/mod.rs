@@ -64,6 +64,14 @@ pub(crate) use watch::DEFAULT_PROGRESS_INTERVAL;
 /// Where gRPC carries a call's status: in the trailers, or in the headers of an early error.
 const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
 
+/// The `grpc-status` among `headers`. Every answer is read for it (metrics, the size refusal),
+/// and tonic's answers carry a header or two: a scan costs less than hashing the name.
+fn grpc_status(headers: &http::HeaderMap) -> Option<&http::HeaderValue> {
+    headers
+        .iter()
+        .find_map(|(name, value)| (*name == GRPC_STATUS).then_some(value))
+}
+
 /// Who answers: the member whose endpoint a request came in on. Cluster ID and raft term are
 /// read from the engine at each answer, since leader moves and removals change the term.
 #[derive(Debug, Clone)]
@@ -338,7 +346,7 @@ async fn accept(
         let service = service.clone();
         let closed = connections.clone();
         // `TestEtcd::end_streams` and restarts close every connection through this token.
-        let (dropped, open) = service.ctx.hooks.connection();
+        let (dropped, open) = service.ctx().hooks.connection();
         let transport = transport.clone();
         let serving = tokio::spawn(async move {
             let _open = open;
@@ -369,10 +377,7 @@ async fn serve_connection(
     #[cfg(feature = "tls")]
     if let Some(tls) = &transport.tls {
         if let Some((stream, common_name)) = tls.accept(stream).await {
-            let service = MemberService {
-                peer: common_name,
-                ..service
-            };
+            let service = service.with_peer(common_name);
             serve_io(stream, service).await;
         }
         return;
@@ -384,9 +389,15 @@ async fn serve_connection(
 /// Serves HTTP/1.1 and HTTP/2 with etcd's connection settings. etcd allows any number of
 /// concurrent streams on a connection (its `--max-concurrent-streams` defaults to 2^32-1); hyper's
 /// default of 200 would leave a client that opens more (watchers, keep-alives) waiting forever.
+///
+/// gRPC answers carry no `Date` header, as grpc-go's do not (hyper would add one to each);
+/// etcd's HTTP/1.1 handlers, Go's net/http, do send one.
 pub(crate) fn connection_builder() -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http2().max_concurrent_streams(u32::MAX);
+    builder
+        .http2()
+        .max_concurrent_streams(u32::MAX)
+        .auto_date_header(false);
     builder
 }
 
@@ -461,8 +472,12 @@ fn refused(ctx: &Context) -> tonic::Status {
 }
 
 /// One member's endpoint: HTTP/1.x requests go to etcd's HTTP handlers, HTTP/2 to gRPC.
+///
+/// hyper clones the service for every request: behind one `Arc`, that is one count.
 #[derive(Clone)]
-struct MemberService {
+struct MemberService(Arc<Member>);
+
+struct Member {
     grpc: Routes,
     ctx: Context,
     /// The common name of the connection's verified client certificate, with client
@@ -485,7 +500,7 @@ impl MemberService {
             request.map(Body::new)
         };
         // Routes are always ready, so a clone can serve the call after the delay.
-        let mut grpc = self.grpc.clone();
+        let mut grpc = self.0.grpc.clone();
         async move {
             if !plan.delay.is_zero() {
                 // On the server's runtime, which a test's paused tokio clock does not stop.
@@ -499,11 +514,25 @@ impl MemberService {
         }
     }
     fn new(ctx: Context) -> Self {
-        MemberService {
+        MemberService(Arc::new(Member {
             grpc: routes(&ctx),
             ctx,
             peer: None,
-        }
+        }))
+    }
+
+    /// The same member, for a connection whose client certificate names `peer`.
+    #[cfg(feature = "tls")]
+    fn with_peer(&self, peer: Option<Arc<str>>) -> Self {
+        MemberService(Arc::new(Member {
+            grpc: self.0.grpc.clone(),
+            ctx: self.0.ctx.clone(),
+            peer,
+        }))
+    }
+
+    fn ctx(&self) -> &Context {
+        &self.0.ctx
     }
 }
 
@@ -516,11 +545,13 @@ impl tower::Service<http::Request<Incoming>> for MemberService {
     type Future = BoxFuture<Self::Response>;
 
     fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Infallible>> {
-        tower::Service::<http::Request<Incoming>>::poll_ready(&mut self.grpc, cx)
+        // Routes are always ready: each call is served by a clone of them.
+        let _ = cx;
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, mut request: http::Request<Incoming>) -> Self::Future {
-        if let Some(common_name) = &self.peer {
+        if let Some(common_name) = &self.0.peer {
             request
                 .extensions_mut()
                 .insert(auth::PeerCommonName(Arc::clone(common_name)));
@@ -544,7 +575,7 @@ impl tower::Service<http::Request<Incoming>> for MemberService {
             });
         }
         if request.version() < http::Version::HTTP_2 {
-            let response = etcdhttp::respond(&self.ctx, &request);
+            let response = etcdhttp::respond(self.ctx(), &request);
             return Box::pin(async move { Ok(response) });
         }
         self.grpc_call(request.map(Body::new))
@@ -554,25 +585,26 @@ impl tower::Service<http::Request<Incoming>> for MemberService {
 impl MemberService {
     /// One gRPC call, from a client or from the JSON gateway: counted in the metrics, refused
     /// on a learner as etcd does, and subject to the faults and request log of `hooks`.
-    fn grpc_call(&mut self, request: http::Request<Body>) -> GrpcFuture {
+    fn grpc_call(&self, request: http::Request<Body>) -> GrpcFuture {
         let path = request.uri().path();
-        let counted = self.ctx.metrics.started(path);
-        if self.ctx.engine.is_learner(self.ctx.identity.member_id) && !learner_may_call(path) {
+        let counted = self.ctx().metrics.started(path);
+        if self.ctx().engine.is_learner(self.ctx().identity.member_id) && !learner_may_call(path) {
             let status = tonic::Status::from(EtcdError::LearnerNotSupported);
             let response = counted.finish(status.into_http());
             return Box::pin(async move { Ok(response) });
         }
-        let hooks = Arc::clone(&self.ctx.hooks);
+        let hooks = Arc::clone(&self.ctx().hooks);
         let plan = hooks.plan(path);
         if plan.refuse {
             hooks.record_unread(path);
-            let status = refused(&self.ctx);
+            let status = refused(self.ctx());
             let response = counted.finish(status.into_http());
             return Box::pin(async move { Ok(response) });
         }
         if plan.delay.is_zero() && plan.fail.is_none() && !plan.record {
             // No fault and no log: the request goes straight to its service.
-            let future = tower::Service::call(&mut self.grpc, request);
+            // Routes are always ready: a clone serves the call.
+            let future = tower::Service::call(&mut self.0.grpc.clone(), request);
             Box::pin(Call::new(future, counted))
         } else {
             let path = path.to_owned();

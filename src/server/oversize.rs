@@ -5,7 +5,7 @@
 use http::{HeaderValue, Response};
 use tonic::Status;
 
-use super::GRPC_STATUS;
+use super::grpc_status;
 
 const TONIC_PREFIX: &str = "Error, decoded message length too large: found ";
 
@@ -13,7 +13,7 @@ const TONIC_PREFIX: &str = "Error, decoded message length too large: found ";
 /// it is.
 pub(crate) fn as_grpc_go<B>(mut response: Response<B>) -> Response<B> {
     let headers = response.headers();
-    if headers.get(&GRPC_STATUS).map(HeaderValue::as_bytes) != Some(b"11") {
+    if grpc_status(headers).map(HeaderValue::as_bytes) != Some(b"11") {
         return response;
     }
     let Some(message) = headers.get("grpc-message").and_then(|m| m.to_str().ok()) else {
