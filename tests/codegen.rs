@@ -72,6 +72,8 @@ fn generate(proto_root: &Path) -> (BTreeMap<String, String>, Vec<u8>) {
         // A stored pair's key and value are shared, not copied, into every answer that
         // returns them (a range, a watch event, a prev_kv).
         .bytes(".mvccpb.KeyValue")
+        // prost's codec with call buffers sized for etcd's small messages (`src/pb/codec.rs`).
+        .codec_path("crate::pb::codec::SmallBuffers")
         .out_dir(&out.0)
         .compile_fds(fds)
         .expect("tonic-prost-build");

@@ -172,7 +172,7 @@ pub mod election_client {
                         format!("Service was not ready: {}", e.into()),
                     )
                 })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::pb::codec::SmallBuffers::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/v3electionpb.Election/Campaign",
             );
@@ -197,7 +197,7 @@ pub mod election_client {
                         format!("Service was not ready: {}", e.into()),
                     )
                 })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::pb::codec::SmallBuffers::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/v3electionpb.Election/Proclaim",
             );
@@ -219,7 +219,7 @@ pub mod election_client {
                         format!("Service was not ready: {}", e.into()),
                     )
                 })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::pb::codec::SmallBuffers::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/v3electionpb.Election/Leader",
             );
@@ -244,7 +244,7 @@ pub mod election_client {
                         format!("Service was not ready: {}", e.into()),
                     )
                 })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::pb::codec::SmallBuffers::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/v3electionpb.Election/Observe",
             );
@@ -266,7 +266,7 @@ pub mod election_client {
                         format!("Service was not ready: {}", e.into()),
                     )
                 })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::pb::codec::SmallBuffers::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/v3electionpb.Election/Resign",
             );
@@ -433,7 +433,7 @@ pub mod election_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = CampaignSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::pb::codec::SmallBuffers::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
@@ -476,7 +476,7 @@ pub mod election_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = ProclaimSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::pb::codec::SmallBuffers::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
@@ -519,7 +519,7 @@ pub mod election_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = LeaderSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::pb::codec::SmallBuffers::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
@@ -565,7 +565,7 @@ pub mod election_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = ObserveSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::pb::codec::SmallBuffers::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
@@ -608,7 +608,7 @@ pub mod election_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = ResignSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::pb::codec::SmallBuffers::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,

@@ -123,7 +123,7 @@ pub mod lock_client {
                         format!("Service was not ready: {}", e.into()),
                     )
                 })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::pb::codec::SmallBuffers::default();
             let path = http::uri::PathAndQuery::from_static("/v3lockpb.Lock/Lock");
             let mut req = request.into_request();
             req.extensions_mut().insert(GrpcMethod::new("v3lockpb.Lock", "Lock"));
@@ -142,7 +142,7 @@ pub mod lock_client {
                         format!("Service was not ready: {}", e.into()),
                     )
                 })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::pb::codec::SmallBuffers::default();
             let path = http::uri::PathAndQuery::from_static("/v3lockpb.Lock/Unlock");
             let mut req = request.into_request();
             req.extensions_mut().insert(GrpcMethod::new("v3lockpb.Lock", "Unlock"));
@@ -279,7 +279,7 @@ pub mod lock_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = LockSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::pb::codec::SmallBuffers::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
@@ -322,7 +322,7 @@ pub mod lock_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = UnlockSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::pb::codec::SmallBuffers::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
