@@ -250,14 +250,23 @@ fn code_in(headers: &http::HeaderMap) -> Option<Code> {
 }
 
 impl Counted {
-    /// Counts the call when its status is known: now for an error answered in the headers,
-    /// at the trailers otherwise.
+    /// Counts the call when its status is known: now for an error answered in the headers
+    /// and for a unary answer, at the trailers of a stream otherwise.
     pub(crate) fn finish(self, response: http::Response<Body>) -> http::Response<Body> {
         let Some((metrics, method)) = self.metrics else {
             return response;
         };
         if let Some(code) = code_in(response.headers()) {
             metrics.handled(method, code);
+            return response;
+        }
+        // A unary handler that answers with a message has succeeded (a failure answers in the
+        // headers), as grpc-go counts it when the handler returns: no need to watch its body.
+        if methods()
+            .nth(method)
+            .is_some_and(|(_, _, kind)| *kind == "unary")
+        {
+            metrics.handled(method, Code::Ok);
             return response;
         }
         response.map(|inner| {

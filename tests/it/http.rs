@@ -259,3 +259,23 @@ async fn metrics_export_etcd_gauges_and_grpc_counters() {
     leads.sort();
     assert_eq!(leads, ["0", "1"]);
 }
+
+#[tokio::test]
+async fn a_stream_counts_as_handled_when_it_ends() {
+    let etcd = TestEtcd::start();
+    let mut client = client(&etcd).await;
+    let handled = || {
+        let body = get(etcd.addr(), "/metrics").body;
+        metric(&body, "grpc_server_handled_total{grpc_code=\"OK\",grpc_method=\"Snapshot\",grpc_service=\"etcdserverpb.Maintenance\",grpc_type=\"server_stream\"}")
+            .map(str::to_owned)
+    };
+    assert_eq!(handled().as_deref(), Some("0"));
+    let mut snapshot = client.snapshot().await.unwrap();
+    let mut messages = 0;
+    while snapshot.message().await.unwrap().is_some() {
+        messages += 1;
+    }
+    assert!(messages > 0);
+    // Counted as the server sent the stream's status, before the client saw the stream end.
+    assert_eq!(handled().as_deref(), Some("1"));
+}
