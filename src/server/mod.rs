@@ -588,7 +588,7 @@ impl MemberService {
     fn grpc_call(&self, request: http::Request<Body>) -> GrpcFuture {
         let path = request.uri().path();
         let counted = self.ctx().metrics.started(path);
-        if self.ctx().engine.is_learner(self.ctx().identity.member_id) && !learner_may_call(path) {
+        if !learner_may_call(path) && self.ctx().engine.is_learner(self.ctx().identity.member_id) {
             let status = tonic::Status::from(EtcdError::LearnerNotSupported);
             let response = counted.finish(status.into_http());
             return Box::pin(async move { Ok(response) });
