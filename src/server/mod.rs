@@ -544,9 +544,8 @@ impl tower::Service<http::Request<Incoming>> for MemberService {
     type Error = Infallible;
     type Future = BoxFuture<Self::Response>;
 
-    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Infallible>> {
+    fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), Infallible>> {
         // Routes are always ready: each call is served by a clone of them.
-        let _ = cx;
         Poll::Ready(Ok(()))
     }
 
