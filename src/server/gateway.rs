@@ -3,7 +3,7 @@
 //! RPCs with newline-delimited `{"result":...}` objects.
 //!
 //! As in etcd, the gateway is a gRPC client of the same member: it encodes the JSON into a
-//! gRPC request, calls the member's own tonic routes in-process (no socket, no HTTP/2
+//! gRPC request, calls the member's own gRPC services in-process (no socket, no HTTP/2
 //! framing) and renders the gRPC answer as JSON. So every check, error and stream behaves as
 //! over gRPC, and the gateway needs no knowledge of the services beyond the path table below.
 

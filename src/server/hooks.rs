@@ -437,5 +437,5 @@ fn decode(path: &str, bytes: &[u8]) -> String {
 
 /// Whether `path` is the gRPC path of a method that some etcd service serves.
 pub(crate) fn is_known_method(path: &str) -> bool {
-    !decode(path, &[]).starts_with("<unknown method")
+    super::routes::route(path).is_ok()
 }

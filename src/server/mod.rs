@@ -22,6 +22,7 @@ mod lock;
 mod maintenance;
 mod metrics;
 mod oversize;
+mod routes;
 #[cfg(feature = "tls")]
 mod tls;
 mod watch;
@@ -44,16 +45,9 @@ use hyper_util::service::TowerToHyperService;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tonic::body::Body;
-use tonic::service::Routes;
 
 use crate::engine::{Engine, EtcdError};
-use crate::pb::etcdserverpb::{
-    auth_server::AuthServer, cluster_server::ClusterServer, kv_server::KvServer,
-    lease_server::LeaseServer, maintenance_server::MaintenanceServer, watch_server::WatchServer,
-    ResponseHeader,
-};
-use crate::pb::v3electionpb::election_server::ElectionServer;
-use crate::pb::v3lockpb::lock_server::LockServer;
+use crate::pb::etcdserverpb::ResponseHeader;
 
 pub(crate) use hooks::{is_known_method, Hooks};
 pub(crate) use metrics::Metrics;
@@ -412,39 +406,6 @@ where
         .await;
 }
 
-/// The gRPC services of one member, as tonic routes them.
-fn routes(ctx: &Context) -> Routes {
-    let limit = ctx.max_message_bytes;
-    Routes::new(KvServer::new(kv::KvService::new(ctx.clone())).max_decoding_message_size(limit))
-        .add_service(
-            WatchServer::new(watch::WatchService::new(ctx.clone()))
-                .max_decoding_message_size(limit),
-        )
-        .add_service(
-            LeaseServer::new(lease::LeaseService::new(ctx.clone()))
-                .max_decoding_message_size(limit),
-        )
-        .add_service(
-            ClusterServer::new(cluster::ClusterService::new(ctx.clone()))
-                .max_decoding_message_size(limit),
-        )
-        .add_service(
-            MaintenanceServer::new(maintenance::MaintenanceService::new(ctx.clone()))
-                .max_decoding_message_size(limit),
-        )
-        .add_service(
-            AuthServer::new(auth::AuthService::new(ctx.clone())).max_decoding_message_size(limit),
-        )
-        .add_service(
-            LockServer::new(lock::LockService::new(ctx.clone())).max_decoding_message_size(limit),
-        )
-        .add_service(
-            ElectionServer::new(election::ElectionService::new(ctx.clone()))
-                .max_decoding_message_size(limit),
-        )
-        .prepare()
-}
-
 /// What a learner still serves (spec §0.3): Status, Snapshot and, checked by the KV service,
 /// a serializable Range.
 fn learner_may_call(path: &str) -> bool {
@@ -478,7 +439,7 @@ fn refused(ctx: &Context) -> tonic::Status {
 struct MemberService(Arc<Member>);
 
 struct Member {
-    grpc: Routes,
+    grpc: routes::Services,
     ctx: Context,
     /// The common name of the connection's verified client certificate, with client
     /// certificate auth on.
@@ -499,8 +460,8 @@ impl MemberService {
         } else {
             request.map(Body::new)
         };
-        // Routes are always ready, so a clone can serve the call after the delay.
-        let mut grpc = self.0.grpc.clone();
+        // The services are always ready, so a clone can serve the call after the delay.
+        let grpc = self.0.grpc.clone();
         async move {
             if !plan.delay.is_zero() {
                 // On the server's runtime, which a test's paused tokio clock does not stop.
@@ -510,12 +471,12 @@ impl MemberService {
                 hooks.record_unread(&path);
                 return Ok(fault.status().into_http());
             }
-            tower::Service::call(&mut grpc, request).await
+            grpc.call(request).await
         }
     }
     fn new(ctx: Context) -> Self {
         MemberService(Arc::new(Member {
-            grpc: routes(&ctx),
+            grpc: routes::Services::new(&ctx),
             ctx,
             peer: None,
         }))
@@ -545,7 +506,7 @@ impl tower::Service<http::Request<Incoming>> for MemberService {
     type Future = BoxFuture<Self::Response>;
 
     fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), Infallible>> {
-        // Routes are always ready: each call is served by a clone of them.
+        // The gRPC services are always ready.
         Poll::Ready(Ok(()))
     }
 
@@ -602,9 +563,7 @@ impl MemberService {
         }
         if plan.delay.is_zero() && plan.fail.is_none() && !plan.record {
             // No fault and no log: the request goes straight to its service.
-            // Routes are always ready: a clone serves the call.
-            let future = tower::Service::call(&mut self.0.grpc.clone(), request);
-            Box::pin(Call::new(future, counted))
+            Box::pin(Call::new(self.0.grpc.call(request), counted))
         } else {
             let path = path.to_owned();
             let future = Box::pin(self.faulty_call(request, plan, hooks, path));

@@ -10,6 +10,10 @@ use crate::{all, b, del, get, put, range, scenario, Scenario, Session};
 pub fn scenarios() -> Vec<Scenario> {
     vec![
         scenario("kv_empty_store", empty_store),
+        scenario(
+            "grpc_unknown_service_and_method",
+            unknown_service_and_method,
+        ),
         scenario("kv_put_get_versions", put_get_versions),
         scenario("kv_put_prev_kv", put_prev_kv),
         scenario("kv_put_ignore_value_and_lease", put_ignore),
@@ -64,6 +68,32 @@ fn empty_store(s: &mut Session) {
     s.range(get("a"));
     s.range(all());
     s.delete(del("a", ""));
+    s.range(get("a"));
+}
+
+/// A call to a path no service of etcd serves: a service it does not have, a method its KV
+/// service does not have, and a path with no service part.
+fn unknown_service_and_method(s: &mut Session) {
+    for path in [
+        "/etcdserverpb.Nope/Range",
+        "/etcdserverpb.KV/Nope",
+        "/etcdserverpb.KV/",
+        "/Range",
+    ] {
+        s.call(path, get("a"), |channel, request| async move {
+            let mut grpc = tonic::client::Grpc::new(channel);
+            grpc.ready()
+                .await
+                .map_err(|e| tonic::Status::unknown(e.to_string()))?;
+            grpc.unary::<_, crate::pb::etcdserverpb::RangeResponse, _>(
+                request,
+                http::uri::PathAndQuery::from_static(path),
+                tonic_prost::ProstCodec::default(),
+            )
+            .await
+        });
+    }
+    // The connection still serves.
     s.range(get("a"));
 }
 
