@@ -546,18 +546,22 @@ async fn run(sizes: Sizes) -> String {
                 cells[0].0 / cells[2].0,
                 cells[0].0 / cells[1].0
             );
+            // Latency ratios for both percentiles: p50/p99.
+            let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
             let name = format!("{op:?} x{clients} p50/p99");
             let _ = writeln!(
                 out,
-                "| {name} | {}/{} | {}/{} | {}/{} | {:.2} | {:.2} |",
+                "| {name} | {}/{} | {}/{} | {}/{} | {:.2}/{:.2} | {:.2}/{:.2} |",
                 ms(cells[0].1),
                 ms(cells[0].2),
                 ms(cells[1].1),
                 ms(cells[1].2),
                 ms(cells[2].1),
                 ms(cells[2].2),
-                cells[0].1.as_secs_f64() / cells[2].1.as_secs_f64(),
-                cells[0].1.as_secs_f64() / cells[1].1.as_secs_f64(),
+                ratio(cells[0].1, cells[2].1),
+                ratio(cells[0].2, cells[2].2),
+                ratio(cells[0].1, cells[1].1),
+                ratio(cells[0].2, cells[1].2),
             );
         }
     }
