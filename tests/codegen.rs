@@ -21,6 +21,7 @@ const PROTOS: &[&str] = &[
     "etcdserverpb/rpc.proto",
     "v3lockpb/v3lock.proto",
     "v3electionpb/v3election.proto",
+    "grpc/health/v1/health.proto",
 ];
 
 /// Environment variable that switches the test from "check" to "write".
@@ -116,6 +117,7 @@ fn generated_code_is_up_to_date() {
     let expected_names = [
         "authpb.rs",
         "etcdserverpb.rs",
+        "grpc.health.v1.rs",
         "mvccpb.rs",
         "v3electionpb.rs",
         "v3lockpb.rs",

@@ -23,6 +23,10 @@ pub mod codec;
 pub mod authpb;
 #[rustfmt::skip]
 pub mod etcdserverpb;
+/// gRPC's standard health service (package `grpc.health.v1`).
+#[rustfmt::skip]
+#[path = "grpc.health.v1.rs"]
+pub mod health;
 #[rustfmt::skip]
 pub mod mvccpb;
 #[rustfmt::skip]

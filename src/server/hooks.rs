@@ -366,6 +366,7 @@ where
 /// The Debug rendering of a request message of the method at `path`.
 fn decode(path: &str, bytes: &[u8]) -> String {
     use crate::pb::etcdserverpb as e;
+    use crate::pb::health as h;
     use crate::pb::v3electionpb as el;
     use crate::pb::v3lockpb as l;
     fn show<M: Message + Default + std::fmt::Debug>(bytes: &[u8]) -> String {
@@ -432,6 +433,9 @@ fn decode(path: &str, bytes: &[u8]) -> String {
         "/v3electionpb.Election/Leader" => el::LeaderRequest,
         "/v3electionpb.Election/Observe" => el::LeaderRequest,
         "/v3electionpb.Election/Resign" => el::ResignRequest,
+        "/grpc.health.v1.Health/Check" => h::HealthCheckRequest,
+        "/grpc.health.v1.Health/List" => h::HealthListRequest,
+        "/grpc.health.v1.Health/Watch" => h::HealthCheckRequest,
     }
 }
 

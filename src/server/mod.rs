@@ -13,6 +13,7 @@ mod cluster;
 mod election;
 mod etcdhttp;
 mod gateway;
+mod health;
 #[cfg(feature = "__fuzz")]
 pub(crate) use gateway::fuzz_body as fuzz_gateway_body;
 mod hooks;

@@ -13,10 +13,13 @@ use crate::pb::etcdserverpb::{
     auth_server::AuthServer, cluster_server::ClusterServer, kv_server::KvServer,
     lease_server::LeaseServer, maintenance_server::MaintenanceServer, watch_server::WatchServer,
 };
+use crate::pb::health::health_server::HealthServer;
 use crate::pb::v3electionpb::election_server::ElectionServer;
 use crate::pb::v3lockpb::lock_server::LockServer;
 
-use super::{auth, cluster, election, kv, lease, lock, maintenance, watch, Context, GrpcFuture};
+use super::{
+    auth, cluster, election, health, kv, lease, lock, maintenance, watch, Context, GrpcFuture,
+};
 
 /// The services of etcd's gRPC API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +32,8 @@ pub(crate) enum Service {
     Auth,
     Lock,
     Election,
+    /// gRPC's standard health service, which etcd registers too.
+    Health,
 }
 
 /// The service that serves `path`, or grpc-go's words for a path that names none.
@@ -108,6 +113,10 @@ pub(crate) fn route(path: &str) -> Result<Service, tonic::Status> {
                 "Campaign" | "Proclaim" | "Leader" | "Observe" | "Resign"
             ),
         ),
+        "grpc.health.v1.Health" => (
+            Service::Health,
+            matches!(method, "Check" | "List" | "Watch"),
+        ),
         _ => {
             return Err(tonic::Status::unimplemented(format!(
                 "unknown service {service}"
@@ -134,6 +143,7 @@ pub(crate) struct Services {
     auth: AuthServer<auth::AuthService>,
     lock: LockServer<lock::LockService>,
     election: ElectionServer<election::ElectionService>,
+    health: HealthServer<health::HealthService>,
 }
 
 impl Services {
@@ -155,6 +165,7 @@ impl Services {
                 .max_decoding_message_size(limit),
             election: ElectionServer::new(election::ElectionService::new(ctx.clone()))
                 .max_decoding_message_size(limit),
+            health: HealthServer::new(health::HealthService).max_decoding_message_size(limit),
         }
     }
 
@@ -170,6 +181,7 @@ impl Services {
             Ok(Service::Auth) => self.auth.clone().call(request),
             Ok(Service::Lock) => self.lock.clone().call(request),
             Ok(Service::Election) => self.election.clone().call(request),
+            Ok(Service::Health) => self.health.clone().call(request),
             Err(status) => {
                 let response = status.into_http();
                 Box::pin(async move { Ok::<_, Infallible>(response) })
@@ -188,6 +200,10 @@ mod tests {
         assert_eq!(
             route("/v3electionpb.Election/Observe").ok(),
             Some(Service::Election)
+        );
+        assert_eq!(
+            route("/grpc.health.v1.Health/Watch").ok(),
+            Some(Service::Health)
         );
         let message = |path| route(path).err().map(|s| s.message().to_owned());
         assert_eq!(

@@ -23,6 +23,7 @@ pub fn scenarios() -> Vec<Scenario> {
         scenario("maintenance_defragment_and_snapshot", defragment),
         scenario("maintenance_move_leader", move_leader),
         scenario("maintenance_downgrade", downgrade),
+        scenario("grpc_health", health),
     ]
 }
 
@@ -173,4 +174,38 @@ fn downgrade(s: &mut Session) {
     call(s, Enable as i32, "3.6");
     call(s, Cancel as i32, "");
     status(s);
+}
+
+/// gRPC's standard health service, which etcd registers next to its own: the server as a whole
+/// (service "") serves, a service it was not told about is unknown, and Watch sends the status
+/// at once.
+fn health(s: &mut Session) {
+    use crate::pb::health::{health_client::HealthClient, HealthCheckRequest, HealthListRequest};
+    for service in ["", "etcdserverpb.KV", "nope"] {
+        rpc!(
+            s,
+            HealthClient<_>,
+            check,
+            HealthCheckRequest {
+                service: service.to_owned()
+            }
+        );
+    }
+    rpc!(s, HealthClient<_>, list, HealthListRequest {});
+    for service in ["", "nope"] {
+        s.call(
+            "watch (first answer)",
+            HealthCheckRequest {
+                service: service.to_owned(),
+            },
+            |channel, request| async move {
+                let mut answers = HealthClient::new(channel)
+                    .watch(request)
+                    .await?
+                    .into_inner();
+                let first = answers.message().await?.unwrap_or_default();
+                Ok(tonic::Response::new(first))
+            },
+        );
+    }
 }

@@ -655,6 +655,8 @@ mod norms {
         UnlockResponse,
         ProclaimResponse,
         ResignResponse,
+        crate::pb::health::HealthCheckResponse,
+        crate::pb::health::HealthListResponse,
     );
 
     impl Norm for LeaseGrantResponse {
