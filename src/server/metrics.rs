@@ -135,8 +135,14 @@ impl Default for Metrics {
     }
 }
 
+/// Every method etcd's gRPC server serves: the two tables together.
 fn methods() -> impl Iterator<Item = &'static Method> {
     PRE_CREATED.iter().chain(ON_FIRST_CALL)
+}
+
+/// Whether `service` has a method `method`.
+pub(super) fn serves(service: &str, method: &str) -> bool {
+    methods().any(|(s, m, _)| *m == method && *s == service)
 }
 
 /// The method's index in `methods()`.

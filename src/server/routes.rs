@@ -1,8 +1,9 @@
 //! Which service answers a gRPC call: the path names a service and a method, split as grpc-go
 //! splits it, and a call to a service or method etcd does not have gets grpc-go's answer.
 //!
-//! Every call goes through here, so the dispatch is a match on two short strings and a direct
-//! call of the generated server: no router, and no body wrapping beyond tonic's own.
+//! Every call goes through here, so the dispatch is a match on the service name, a look in the
+//! method table the metrics keep, and a direct call of the generated server: no router, and
+//! no body wrapping beyond tonic's own.
 
 use std::convert::Infallible;
 
@@ -45,85 +46,24 @@ pub(crate) fn route(path: &str) -> Result<Service, tonic::Status> {
             "malformed method name: {path:?}"
         )));
     };
-    let (found, known) = match service {
-        "etcdserverpb.KV" => (
-            Service::Kv,
-            matches!(
-                method,
-                "Range" | "Put" | "DeleteRange" | "Txn" | "Compact" | "RangeStream"
-            ),
-        ),
-        "etcdserverpb.Watch" => (Service::Watch, method == "Watch"),
-        "etcdserverpb.Lease" => (
-            Service::Lease,
-            matches!(
-                method,
-                "LeaseGrant" | "LeaseRevoke" | "LeaseKeepAlive" | "LeaseTimeToLive" | "LeaseLeases"
-            ),
-        ),
-        "etcdserverpb.Cluster" => (
-            Service::Cluster,
-            matches!(
-                method,
-                "MemberAdd" | "MemberRemove" | "MemberUpdate" | "MemberList" | "MemberPromote"
-            ),
-        ),
-        "etcdserverpb.Maintenance" => (
-            Service::Maintenance,
-            matches!(
-                method,
-                "Alarm"
-                    | "Status"
-                    | "Defragment"
-                    | "Hash"
-                    | "HashKV"
-                    | "Snapshot"
-                    | "MoveLeader"
-                    | "Downgrade"
-            ),
-        ),
-        "etcdserverpb.Auth" => (
-            Service::Auth,
-            matches!(
-                method,
-                "AuthEnable"
-                    | "AuthDisable"
-                    | "AuthStatus"
-                    | "Authenticate"
-                    | "UserAdd"
-                    | "UserGet"
-                    | "UserList"
-                    | "UserDelete"
-                    | "UserChangePassword"
-                    | "UserGrantRole"
-                    | "UserRevokeRole"
-                    | "RoleAdd"
-                    | "RoleGet"
-                    | "RoleList"
-                    | "RoleDelete"
-                    | "RoleGrantPermission"
-                    | "RoleRevokePermission"
-            ),
-        ),
-        "v3lockpb.Lock" => (Service::Lock, matches!(method, "Lock" | "Unlock")),
-        "v3electionpb.Election" => (
-            Service::Election,
-            matches!(
-                method,
-                "Campaign" | "Proclaim" | "Leader" | "Observe" | "Resign"
-            ),
-        ),
-        "grpc.health.v1.Health" => (
-            Service::Health,
-            matches!(method, "Check" | "List" | "Watch"),
-        ),
+    let found = match service {
+        "etcdserverpb.KV" => Service::Kv,
+        "etcdserverpb.Watch" => Service::Watch,
+        "etcdserverpb.Lease" => Service::Lease,
+        "etcdserverpb.Cluster" => Service::Cluster,
+        "etcdserverpb.Maintenance" => Service::Maintenance,
+        "etcdserverpb.Auth" => Service::Auth,
+        "v3lockpb.Lock" => Service::Lock,
+        "v3electionpb.Election" => Service::Election,
+        "grpc.health.v1.Health" => Service::Health,
         _ => {
             return Err(tonic::Status::unimplemented(format!(
                 "unknown service {service}"
             )))
         }
     };
-    if known {
+    // The methods are those the metrics count: one table for both.
+    if super::metrics::serves(service, method) {
         Ok(found)
     } else {
         Err(tonic::Status::unimplemented(format!(
