@@ -74,7 +74,7 @@ impl Engine {
                 changes: changes
                     .iter()
                     .map(|change| match change {
-                        HistoryChange::Put(put) => Change::Put(kv(put).into()),
+                        HistoryChange::Put(put) => Change::Put(kv(put)),
                         HistoryChange::Delete(key) => Change::Delete {
                             key: key.clone().into(),
                         },
@@ -119,7 +119,7 @@ impl Engine {
         FixtureHistory {
             revision: store.revision(),
             compact_revision: store.compact_revision(),
-            base: store.compacted_base().map(|b| kv(b)).collect(),
+            base: store.compacted_base().map(kv).collect(),
             log: store
                 .changes_since(0)
                 .map(|entry| {

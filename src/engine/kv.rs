@@ -3,7 +3,6 @@
 //! rest of the header.
 
 use std::cmp::Ordering;
-use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -121,34 +120,29 @@ impl KvState {
     fn execute_put(&mut self, r: &PutRequest) -> Result<PutResponse, EtcdError> {
         // Only what the put needs is taken from the previous pair; the pair itself is copied
         // only when the client asked for it back.
-        let prev = self.store.get_current(&r.key).cloned();
-        let (value, lease, prev_lease) = match &prev {
+        let (kept_value, prev_lease, prev_kv) = match self.store.get_current(&r.key) {
             None if r.ignore_value || r.ignore_lease => return Err(EtcdError::KeyNotFound),
+            None => (None, 0, None),
             Some(prev) => (
-                if r.ignore_value {
-                    prev.value.clone()
-                } else {
-                    self.store.keep(&r.value)
-                },
-                if r.ignore_lease { prev.lease } else { r.lease },
+                r.ignore_value.then(|| prev.value.clone()),
                 prev.lease,
+                r.prev_kv.then(|| prev.clone()),
             ),
-            None => (self.store.keep(&r.value), r.lease, 0),
         };
-        let prev_kv = if r.prev_kv {
-            prev.map(|kv| KeyValue::clone(&kv))
-        } else {
-            None
+        let value = match kept_value {
+            Some(value) => value,
+            None => self.store.keep(&r.value),
         };
+        let lease = if r.ignore_lease { prev_lease } else { r.lease };
         if prev_lease != 0 && prev_lease != lease {
             self.lessor.detach(prev_lease, &r.key);
         }
         if lease != 0 {
             self.lessor.attach(lease, &r.key);
         }
-        let kv = self.store.put(&r.key, value, lease);
+        let revision = self.store.put(&r.key, value, lease);
         Ok(PutResponse {
-            header: header(kv.mod_revision),
+            header: header(revision),
             prev_kv,
         })
     }
@@ -166,7 +160,7 @@ impl KvState {
             header: header(self.store.revision()),
             deleted: deleted.len() as i64,
             prev_kvs: if r.prev_kv {
-                deleted.iter().map(|kv| KeyValue::clone(kv)).collect()
+                deleted.iter().map(KeyValue::clone).collect()
             } else {
                 Vec::new()
             },
@@ -333,7 +327,7 @@ fn compare_kv(c: &Compare, kv: &KeyValue) -> bool {
 
 /// A stored pair as a range returns it: shared key and value, or with `keys_only` no value and,
 /// as etcd 3.7 serves those from its index, no lease unless values were read to sort by them.
-fn returned_pair(kv: &Arc<KeyValue>, keys_only: bool, sorted_by_value: bool) -> KeyValue {
+fn returned_pair(kv: &KeyValue, keys_only: bool, sorted_by_value: bool) -> KeyValue {
     if !keys_only {
         return KeyValue::clone(kv);
     }
@@ -341,7 +335,7 @@ fn returned_pair(kv: &Arc<KeyValue>, keys_only: bool, sorted_by_value: bool) -> 
         key: kv.key.clone(),
         value: Bytes::new(),
         lease: if sorted_by_value { kv.lease } else { 0 },
-        ..**kv
+        ..*kv
     }
 }
 
@@ -409,7 +403,7 @@ fn execute_range(store: &Store, r: &RangeRequest) -> Result<RangeResponse, EtcdE
         (order, _) => order,
     };
     if order != SortOrder::None {
-        let by = |a: &&Arc<KeyValue>, b: &&Arc<KeyValue>| match target {
+        let by = |a: &&KeyValue, b: &&KeyValue| match target {
             SortTarget::Key => a.key.cmp(&b.key),
             SortTarget::Version => a.version.cmp(&b.version),
             SortTarget::Create => a.create_revision.cmp(&b.create_revision),

@@ -222,7 +222,7 @@ fn hash_kv_at(store: &Store, revision: i64, compacted: i64) -> u32 {
     let mut versions: Vec<(i64, usize, Option<&KeyValue>, &[u8])> = store
         .compacted_base()
         .filter(|kv| kv.mod_revision <= revision)
-        .map(|kv| (kv.mod_revision, 0, Some(&**kv), &kv.key[..]))
+        .map(|kv| (kv.mod_revision, 0, Some(kv), &kv.key[..]))
         .collect();
     for entry in store
         .changes_since(0)

@@ -5,7 +5,6 @@
 //! revision 2, and one write transaction makes exactly one revision whatever it changes.
 
 use std::ops::Bound;
-use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use imbl::{OrdMap, Vector};
@@ -87,7 +86,7 @@ impl KeyRange {
 #[derive(Debug, Clone)]
 struct Version {
     revision: i64,
-    kv: Option<Arc<KeyValue>>,
+    kv: Option<KeyValue>,
 }
 
 /// A key as the index holds it: short keys inline in the tree node, so that a walk over the
@@ -101,7 +100,7 @@ type Versions = SmallVec<[Version; 1]>;
 #[derive(Debug, Clone)]
 pub(crate) enum Change {
     /// The key now has this value.
-    Put(Arc<KeyValue>),
+    Put(KeyValue),
     /// The key was deleted; `key` is its name.
     Delete { key: Bytes },
 }
@@ -236,7 +235,7 @@ impl Store {
         revision: i64,
         limit: usize,
         count_only: bool,
-    ) -> (Vec<&Arc<KeyValue>>, usize) {
+    ) -> (Vec<&KeyValue>, usize) {
         let mut kvs = Vec::new();
         let mut count = 0;
         for kv in self.live(range, revision) {
@@ -253,7 +252,7 @@ impl Store {
         &'s self,
         range: &'r KeyRange,
         revision: i64,
-    ) -> impl Iterator<Item = &'s Arc<KeyValue>> + use<'s, 'r> {
+    ) -> impl Iterator<Item = &'s KeyValue> + use<'s, 'r> {
         range
             .bounds()
             .into_iter()
@@ -262,14 +261,14 @@ impl Store {
     }
 
     /// The live pair for `key` as of `revision`.
-    pub(crate) fn get(&self, key: &[u8], revision: i64) -> Option<&Arc<KeyValue>> {
+    pub(crate) fn get(&self, key: &[u8], revision: i64) -> Option<&KeyValue> {
         self.index
             .get(key)
             .and_then(|versions| live_at(versions, revision))
     }
 
     /// The live pair for `key` now (inside a write txn: including the txn's writes).
-    pub(crate) fn get_current(&self, key: &[u8]) -> Option<&Arc<KeyValue>> {
+    pub(crate) fn get_current(&self, key: &[u8]) -> Option<&KeyValue> {
         self.get(key, self.revision)
     }
 
@@ -291,8 +290,9 @@ impl Store {
         self.arena.keep(bytes)
     }
 
-    /// Puts `value` under `key` with `lease`, at the revision of the open write.
-    pub(crate) fn put(&mut self, key: &[u8], value: Bytes, lease: i64) -> Arc<KeyValue> {
+    /// Puts `value` under `key` with `lease`, at the revision of the open write, which it
+    /// returns.
+    pub(crate) fn put(&mut self, key: &[u8], value: Bytes, lease: i64) -> i64 {
         let rev = self.begin_write();
         // One lookup serves both reading the previous version and appending the new one.
         let versions = self.index.get_mut(key);
@@ -302,17 +302,22 @@ impl Store {
                 Some(prev) => (prev.key.clone(), prev.create_revision, prev.version + 1),
                 None => (self.arena.keep(key), rev, 1),
             };
-        let kv = Arc::new(KeyValue {
+        // The pair is stored by value twice (its version and its log entry), not behind a
+        // shared pointer: history lives as long as the store, and one small allocation per write
+        // kept for good splinters the allocator's free memory, which then slows every request's
+        // short-lived allocations. The copies share the key and value bytes.
+        let kv = KeyValue {
             key: name,
             create_revision,
             mod_revision: rev,
             version,
             value,
             lease,
-        });
+        };
+        let logged = Change::Put(kv.clone());
         let put = Version {
             revision: rev,
-            kv: Some(Arc::clone(&kv)),
+            kv: Some(kv),
         };
         match versions {
             Some(versions) => versions.push(put),
@@ -321,15 +326,15 @@ impl Store {
                     .insert(IndexKey::from_slice(key), smallvec::smallvec![put]);
             }
         }
-        self.log_change(Change::Put(Arc::clone(&kv)));
-        kv
+        self.log_change(logged);
+        rev
     }
 
     /// Deletes every live key in `range` at the revision of the open write (opened only if
     /// something is deleted). Returns the deleted pairs in key order.
-    pub(crate) fn delete_range(&mut self, range: &KeyRange) -> Vec<Arc<KeyValue>> {
+    pub(crate) fn delete_range(&mut self, range: &KeyRange) -> Vec<KeyValue> {
         let (doomed, _) = self.range(range, self.revision, 0, false);
-        let doomed: Vec<Arc<KeyValue>> = doomed.into_iter().cloned().collect();
+        let doomed: Vec<KeyValue> = doomed.into_iter().cloned().collect();
         if doomed.is_empty() {
             return doomed;
         }
@@ -470,7 +475,7 @@ impl Store {
 impl Store {
     /// The live pairs older than the compaction point: all that compaction kept of the history
     /// before it. Everything from the point on is in [`Store::changes_since`].
-    pub(crate) fn compacted_base(&self) -> impl Iterator<Item = &Arc<KeyValue>> {
+    pub(crate) fn compacted_base(&self) -> impl Iterator<Item = &KeyValue> {
         let point = self.compact_revision;
         self.index
             .values()
@@ -495,7 +500,6 @@ impl Store {
             }
         };
         for kv in base {
-            let kv = Arc::new(kv);
             push(
                 &kv.key.clone(),
                 Version {
@@ -508,7 +512,7 @@ impl Store {
         for entry in log {
             for change in &entry.changes {
                 let kv = match change {
-                    Change::Put(kv) => Some(Arc::clone(kv)),
+                    Change::Put(kv) => Some(kv.clone()),
                     Change::Delete { .. } => None,
                 };
                 push(
@@ -534,7 +538,7 @@ impl Store {
 }
 
 /// The live pair in `versions` as of `revision`, if the newest version at or before it is a put.
-fn live_at(versions: &[Version], revision: i64) -> Option<&Arc<KeyValue>> {
+fn live_at(versions: &[Version], revision: i64) -> Option<&KeyValue> {
     // Most reads are of the newest version: no search through a long history for those.
     if let Some(newest) = versions.last().filter(|v| v.revision <= revision) {
         return newest.kv.as_ref();

@@ -180,10 +180,7 @@ impl Engine {
         let image = Image {
             revision: store.revision(),
             compact_revision: store.compact_revision(),
-            base: store
-                .compacted_base()
-                .map(|kv| KeyValue::clone(kv))
-                .collect(),
+            base: store.compacted_base().map(KeyValue::clone).collect(),
             history: store
                 .changes_since(0)
                 .map(|entry| RevisionImage {
@@ -229,7 +226,7 @@ impl Engine {
                     .changes
                     .into_iter()
                     .map(|change| match change.put {
-                        Some(kv) => Change::Put(kv.into()),
+                        Some(kv) => Change::Put(kv),
                         None => Change::Delete {
                             key: change.deleted.into(),
                         },

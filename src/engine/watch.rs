@@ -100,9 +100,7 @@ fn event(store: &Store, filter: &WatchFilter, revision: i64, change: &Change) ->
     // for a creation, and silently absent once compacted.
     let created = kind == EventType::Put && kv.create_revision == kv.mod_revision;
     let prev_kv = if filter.prev_kv && !created && revision > store.compact_revision() {
-        store
-            .get(&kv.key, revision - 1)
-            .map(|prev| KeyValue::clone(prev))
+        store.get(&kv.key, revision - 1).cloned()
     } else {
         None
     };
