@@ -208,14 +208,14 @@ async fn slice(clients: &[Client], op: Op, length: Duration) -> (Vec<Duration>, 
 /// (see `settle`): etcd keeps working for a while after a burst (its Go runtime's collector,
 /// raft housekeeping), and that work would otherwise fall on whichever target came next.
 /// Per target (in the order ours, etcd, ceiling): ops/s over all its slices (calls over the
-/// time its slices took) and p50/p99 latency over all its calls.
+/// time its slices took), p50/p99 latency over all its calls, and the p99 of each of its turns.
 async fn throughput(
     endpoints: &[String],
     etcd_pid: u32,
     op: Op,
     clients: usize,
     cell: Duration,
-) -> Vec<(f64, Duration, Duration)> {
+) -> Vec<Cell> {
     let mut connected = Vec::new();
     for e in endpoints {
         let mut list = Vec::new();
@@ -227,11 +227,14 @@ async fn throughput(
     let length = cell / SLICES as u32;
     let mut latencies: Vec<Vec<Duration>> = vec![Vec::new(); endpoints.len()];
     let mut busy = vec![Duration::ZERO; endpoints.len()];
+    let mut turn_p99s: Vec<Vec<f64>> = vec![Vec::new(); endpoints.len()];
     for turn in 0..SLICES {
         let order = if turn % 2 == 0 { [0, 2, 1] } else { [2, 0, 1] };
         for target in order {
-            let (calls, took) = slice(&connected[target], op, length).await;
+            let (mut calls, took) = slice(&connected[target], op, length).await;
             busy[target] += took;
+            calls.sort();
+            turn_p99s[target].push(pct(&calls, 0.99).as_secs_f64());
             latencies[target].extend(calls);
         }
         settle(etcd_pid).await;
@@ -239,12 +242,30 @@ async fn throughput(
     latencies
         .into_iter()
         .zip(busy)
-        .map(|(mut all, took)| {
+        .zip(turn_p99s)
+        .map(|((mut all, took), turn_p99)| {
             all.sort();
-            let rate = all.len() as f64 / took.as_secs_f64();
-            (rate, pct(&all, 0.5), pct(&all, 0.99))
+            Cell {
+                rate: all.len() as f64 / took.as_secs_f64(),
+                p50: pct(&all, 0.5),
+                p99: pct(&all, 0.99),
+                turn_p99,
+            }
         })
         .collect()
+}
+
+/// One target's figures in a throughput cell.
+struct Cell {
+    /// Calls per second over the time its slices took.
+    rate: f64,
+    /// Latency percentiles over all its calls.
+    p50: Duration,
+    p99: Duration,
+    /// The p99 of each turn's slice, in turn order. A pooled p99 follows the machine's worst
+    /// moments (a slice during which the host stole the CPU sets it alone); the targets' slices
+    /// of one turn ran back to back, so their ratio compares them under the same conditions.
+    turn_p99: Vec<f64>,
 }
 
 /// CPU time used so far by every thread of process `pid` (from the scheduler's own
@@ -540,11 +561,11 @@ async fn run(sizes: Sizes) -> String {
             let _ = writeln!(
                 out,
                 "| {op:?} x{clients} ops/s | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} |",
-                cells[0].0,
-                cells[1].0,
-                cells[2].0,
-                cells[0].0 / cells[2].0,
-                cells[0].0 / cells[1].0
+                cells[0].rate,
+                cells[1].rate,
+                cells[2].rate,
+                cells[0].rate / cells[2].rate,
+                cells[0].rate / cells[1].rate
             );
             // Latency ratios for both percentiles: p50/p99.
             let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
@@ -552,16 +573,22 @@ async fn run(sizes: Sizes) -> String {
             let _ = writeln!(
                 out,
                 "| {name} | {}/{} | {}/{} | {}/{} | {:.2}/{:.2} | {:.2}/{:.2} |",
-                ms(cells[0].1),
-                ms(cells[0].2),
-                ms(cells[1].1),
-                ms(cells[1].2),
-                ms(cells[2].1),
-                ms(cells[2].2),
-                ratio(cells[0].1, cells[2].1),
-                ratio(cells[0].2, cells[2].2),
-                ratio(cells[0].1, cells[1].1),
-                ratio(cells[0].2, cells[1].2),
+                ms(cells[0].p50),
+                ms(cells[0].p99),
+                ms(cells[1].p50),
+                ms(cells[1].p99),
+                ms(cells[2].p50),
+                ms(cells[2].p99),
+                ratio(cells[0].p50, cells[2].p50),
+                ratio(cells[0].p99, cells[2].p99),
+                ratio(cells[0].p50, cells[1].p50),
+                ratio(cells[0].p99, cells[1].p99),
+            );
+            let _ = writeln!(
+                out,
+                "| {op:?} x{clients} p99 by turn (median of the per-turn ratios) | - | - | - | {:.2} | {:.2} |",
+                median_ratio(&cells[0].turn_p99, &cells[2].turn_p99),
+                median_ratio(&cells[0].turn_p99, &cells[1].turn_p99),
             );
         }
     }
