@@ -263,8 +263,9 @@ struct Cell {
     p50: Duration,
     p99: Duration,
     /// The p99 of each turn's slice, in turn order. A pooled p99 follows the machine's worst
-    /// moments (a slice during which the host stole the CPU sets it alone); the targets' slices
-    /// of one turn ran back to back, so their ratio compares them under the same conditions.
+    /// moments (a slice during which the host stole the CPU sets it alone). In one turn ours and
+    /// the ceiling run back to back, so their per-turn ratio compares them under the same
+    /// conditions; etcd's slice comes after both.
     turn_p99: Vec<f64>,
 }
 

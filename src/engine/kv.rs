@@ -159,11 +159,7 @@ impl KvState {
         DeleteRangeResponse {
             header: header(self.store.revision()),
             deleted: deleted.len() as i64,
-            prev_kvs: if r.prev_kv {
-                deleted.iter().map(KeyValue::clone).collect()
-            } else {
-                Vec::new()
-            },
+            prev_kvs: if r.prev_kv { deleted } else { Vec::new() },
         }
     }
 
