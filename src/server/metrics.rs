@@ -142,18 +142,23 @@ fn methods() -> impl Iterator<Item = &'static Method> {
 
 /// Whether `service` has a method `method`.
 pub(super) fn serves(service: &str, method: &str) -> bool {
-    methods().any(|(s, m, _)| *m == method && *s == service)
+    index(service, method).is_some()
+}
+
+/// The index in `methods()` of `method` of `service`. The method is compared first: that
+/// rejects most entries on their length.
+fn index(service: &str, method: &str) -> Option<usize> {
+    methods().position(|(s, m, _)| *m == method && *s == service)
 }
 
 /// The method's index in `methods()`.
 fn method_of(path: &str) -> Option<usize> {
     // Every call looks its path up. Method names are short: a scan back from the end finds the
-    // slash sooner than a search from the start, and comparing the method first rejects most
-    // entries on their length.
+    // slash sooner than a search from the start.
     let slash = path.bytes().rposition(|b| b == b'/')?;
     let service = path.get(..slash)?.strip_prefix('/')?;
     let method = path.get(slash + 1..)?;
-    methods().position(|(s, m, _)| *m == method && *s == service)
+    index(service, method)
 }
 
 impl Metrics {

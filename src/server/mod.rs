@@ -461,8 +461,8 @@ impl MemberService {
         } else {
             request.map(Body::new)
         };
-        // The services are always ready, so a clone can serve the call after the delay.
-        let grpc = self.0.grpc.clone();
+        // The member outlives the delay; its services serve the call after it.
+        let member = Arc::clone(&self.0);
         async move {
             if !plan.delay.is_zero() {
                 // On the server's runtime, which a test's paused tokio clock does not stop.
@@ -472,7 +472,7 @@ impl MemberService {
                 hooks.record_unread(&path);
                 return Ok(fault.status().into_http());
             }
-            grpc.call(request).await
+            member.grpc.call(request).await
         }
     }
     fn new(ctx: Context) -> Self {
